@@ -1,0 +1,1 @@
+//! Built-in board profiles from `boards/*.toml` (stub).

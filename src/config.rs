@@ -1,0 +1,234 @@
+//! The TOML configuration file (default `/etc/rowplay/config.toml`).
+//!
+//! `boards/config.example.toml` is the complete, commented example. Command
+//! line flags override what the file says. Unknown keys are errors, so a typo
+//! is reported instead of silently ignored.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The default config path, used when it exists and `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/rowplay/config.toml";
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// What to play: a `.rowpack`, or a folder / file to pack on the fly.
+    pub library: Option<PathBuf>,
+    /// Board profile name (a `boards/*.toml` stem), e.g. `pi-zero`.
+    pub board: Option<String>,
+    /// Frames per second.
+    pub fps: Option<u32>,
+    /// Output, as `--output` takes it (`spi`, `term`, `null`, `capture:PATH`, `wire:PATH`).
+    pub output: Option<String>,
+    /// Control socket path.
+    pub socket: Option<PathBuf>,
+    /// SCHED_FIFO priority of the player (0 = do not ask).
+    pub rt_priority: Option<u32>,
+    /// Fail instead of warning when realtime set-up is refused.
+    pub require_rt: Option<bool>,
+    /// Array to start with.
+    pub start: Option<String>,
+    /// The LED strip.
+    #[serde(default)]
+    pub led: LedConfig,
+    /// The SPI bus.
+    #[serde(default)]
+    pub spi: SpiConfig,
+    /// The colour pipeline.
+    #[serde(default)]
+    pub color: ColorConfig,
+    /// The playlist.
+    pub playlist: Option<PlaylistConfig>,
+    /// GPIO buttons.
+    #[serde(default, rename = "button")]
+    pub buttons: Vec<ButtonConfig>,
+}
+
+/// `[led]`: the strip.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LedConfig {
+    /// Chip kind, e.g. `apa102`.
+    pub chip: Option<crate::output::chip::ChipKind>,
+    /// Number of LEDs on the strip.
+    pub count: Option<u32>,
+    /// Wire colour order, e.g. `BGR`.
+    pub color_order: Option<String>,
+    /// APA102/SK9822 5-bit global brightness, 1..31.
+    pub global_brightness: Option<u8>,
+}
+
+/// `[spi]`: the bus the strip is on.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpiConfig {
+    /// SPI bus number (0 = SPI0, the one with DMA).
+    pub bus: Option<u8>,
+    /// Chip select.
+    pub cs: Option<u8>,
+    /// Clock in Hz.
+    pub hz: Option<u32>,
+    /// SPI mode 0..3.
+    pub mode: Option<u8>,
+}
+
+/// `[color]`: the colour pipeline.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ColorConfig {
+    /// 0..1.
+    pub brightness: Option<f32>,
+    /// 1.0 = off; 2.2 by default when a chip is configured.
+    pub gamma: Option<f32>,
+    /// Per-channel multipliers, `[r, g, b]` or `[r, g, b, w]`.
+    pub white_balance: Option<Vec<f32>>,
+    /// Supply budget in mA for the current limiter.
+    pub max_current_ma: Option<u32>,
+    /// mA one channel draws at full.
+    pub ma_per_channel: Option<f32>,
+    /// mA one LED draws when dark.
+    pub idle_ma_per_led: Option<f32>,
+}
+
+/// `[playlist]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlaylistConfig {
+    /// `loop`, `once` or `shuffle`.
+    pub order: Option<String>,
+    /// The entries, in order.
+    #[serde(default)]
+    pub entries: Vec<PlaylistEntry>,
+}
+
+/// One playlist entry: a name, or a table with a repeat count or duration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PlaylistEntry {
+    /// Just the array name: played once through.
+    Name(String),
+    /// An array with a repeat count or a duration.
+    Detailed {
+        /// Array name.
+        name: String,
+        /// Play it this many times through.
+        repeat: Option<u32>,
+        /// Or for this long (looping as needed), in seconds.
+        seconds: Option<f64>,
+    },
+}
+
+/// `[[button]]`: a GPIO pin that sends a control command when pressed.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonConfig {
+    /// BCM pin number.
+    pub pin: u8,
+    /// The command, in the socket's language (`next`, `play NAME`, `brightness +0.1`).
+    pub command: String,
+    /// `up` (default: button to ground), `down`, or `off`.
+    pub pull: Option<String>,
+    /// Debounce time in ms (default 30).
+    pub debounce_ms: Option<u32>,
+}
+
+/// A config file that could not be read or parsed.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong, one line.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parse config text. Never panics on any input.
+pub fn parse(text: &str) -> Result<Config, String> {
+    toml::from_str(text).map_err(|e| {
+        // toml's messages span several lines with a source excerpt; keep the
+        // first line and the position so the user gets one line.
+        let msg = e.message().trim().replace('\n', " ");
+        match e.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!("line {line}: {msg}")
+            }
+            None => msg,
+        }
+    })
+}
+
+/// Read and parse a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    parse(&text).map_err(|message| ConfigError {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = parse(
+            r#"
+            library = "/srv/patterns.rowpack"
+            board = "pi-zero"
+            fps = 50
+            [led]
+            chip = "sk6812-rgbw"
+            count = 30
+            color_order = "GRBW"
+            [spi]
+            bus = 0
+            hz = 3200000
+            [color]
+            gamma = 2.2
+            max_current_ma = 2000
+            [playlist]
+            order = "once"
+            entries = ["a", { name = "b", repeat = 3 }, { name = "c", seconds = 2.5 }]
+            [[button]]
+            pin = 17
+            command = "next"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.led.chip, Some(crate::output::chip::ChipKind::Sk6812Rgbw));
+        assert_eq!(c.spi.hz, Some(3_200_000));
+        let p = c.playlist.unwrap();
+        assert_eq!(p.entries.len(), 3);
+        assert_eq!(
+            p.entries[1],
+            PlaylistEntry::Detailed {
+                name: "b".into(),
+                repeat: Some(3),
+                seconds: None
+            }
+        );
+        assert_eq!(c.buttons[0].pin, 17);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let e = parse("fps = 50\nfsp = 3\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        assert!(e.contains("fsp"), "{e}");
+    }
+}

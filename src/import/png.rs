@@ -1,0 +1,1 @@
+//! `.png` reading (stub).

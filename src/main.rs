@@ -1,0 +1,3 @@
+fn main() {
+    println!("rowplay {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! apa102 encoding (stub).

@@ -1,0 +1,101 @@
+//! Outputs: where a frame goes once the colour pipeline has run.
+//!
+//! An [`Output`] is called by the player in two steps so that the work is
+//! done ahead of the deadline: [`Output::prepare`] right after the previous
+//! frame went out (encode, copy), and [`Output::send`] at the deadline, which
+//! only pushes the prepared bytes. Neither may allocate, lock or log.
+//!
+//! Hardware: [`spi`] drives the LED chips ([`chip`] and one module per chip
+//! protocol). Host outputs make the pipeline visible without hardware:
+//! [`term`] (terminal preview), [`record`] (`capture:` pixels and `wire:`
+//! encoded bytes, written by a background thread), and [`Null`].
+
+pub mod apa102;
+pub mod chip;
+pub mod record;
+pub mod sk9822;
+pub mod spi;
+pub mod term;
+pub mod ws2801;
+pub mod ws2812;
+
+use std::fmt;
+
+/// The array index recorded for an all-off frame.
+pub const ALL_OFF: u32 = u32::MAX;
+
+/// What the player knows about a frame when it sends it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// CLOCK_MONOTONIC time the frame was handed to the output, in ns.
+    pub t_ns: u64,
+    /// Index of the array in the pack, or [`ALL_OFF`].
+    pub array: u32,
+    /// Row of that array (0 for all-off frames).
+    pub row: u32,
+}
+
+/// An output failure. Small and allocation-free: it is created inside the
+/// frame loop, counted there, and only formatted outside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputError {
+    /// The device write failed with this errno.
+    Io(i32),
+    /// The device accepted fewer bytes than the frame has.
+    Short {
+        /// Bytes written.
+        written: usize,
+        /// Bytes in the frame.
+        expected: usize,
+    },
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputError::Io(errno) => {
+                write!(f, "{}", std::io::Error::from_raw_os_error(*errno))
+            }
+            OutputError::Short { written, expected } => {
+                write!(f, "short write: {written} of {expected} bytes")
+            }
+        }
+    }
+}
+
+/// A place frames go to. See the module docs for the two-step contract.
+pub trait Output: Send {
+    /// Take the pixels of the next frame (after the colour pipeline, the
+    /// strip's channel count per LED) and get them ready to send. Called
+    /// ahead of the deadline. Must not allocate, lock or block.
+    fn prepare(&mut self, pixels: &[u8]);
+
+    /// Send the prepared frame now. The only call in the loop that may block
+    /// (on the device). Must not allocate or log.
+    fn send(&mut self, meta: &FrameMeta) -> Result<(), OutputError>;
+
+    /// Frames a background writer could not take (its queue was full).
+    fn dropped(&self) -> u64 {
+        0
+    }
+
+    /// Write errors a background writer hit (full disk, closed terminal).
+    fn write_errors(&self) -> u64 {
+        0
+    }
+
+    /// Flush and stop any background writer. Called once, after the loop.
+    fn finish(&mut self) {}
+}
+
+/// Discards every frame (for benchmarks, and the default when stdout is not
+/// a terminal and no hardware is configured).
+#[derive(Debug, Default)]
+pub struct Null;
+
+impl Output for Null {
+    fn prepare(&mut self, _pixels: &[u8]) {}
+    fn send(&mut self, _meta: &FrameMeta) -> Result<(), OutputError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! sk9822 encoding (stub).

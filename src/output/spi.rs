@@ -1,0 +1,1 @@
+//! SPI output through rppal (stub).

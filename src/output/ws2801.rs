@@ -1,0 +1,1 @@
+//! ws2801 encoding (stub).

@@ -1,0 +1,1 @@
+//! ws2812 encoding (stub).

@@ -1,0 +1,1 @@
+//! The `.rowpack` format (being written).

@@ -1,0 +1,1 @@
+//! `rowplay selftest` (stub).
