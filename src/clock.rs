@@ -1,1 +1,245 @@
-//! (being written)
+//! Absolute-deadline timing for the frame loop, behind a trait so that tests
+//! can drive time by hand.
+//!
+//! The loop keeps absolute deadlines (`next += period`) and sleeps with
+//! `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`. Sleeping "one period
+//! after the work" instead would add the work time and the wake-up latency
+//! to every period, and the error would accumulate into drift.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A monotonic clock the player can sleep on.
+pub trait Clock: Send {
+    /// Now, in ns on the clock's time base.
+    fn now_ns(&self) -> u64;
+    /// Sleep until `deadline_ns` (returns at once if it has passed).
+    fn sleep_until(&mut self, deadline_ns: u64);
+}
+
+/// CLOCK_MONOTONIC, the clock capture records are stamped with.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Monotonic;
+
+/// CLOCK_MONOTONIC now, in ns.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Clock for Monotonic {
+    fn now_ns(&self) -> u64 {
+        monotonic_ns()
+    }
+    fn sleep_until(&mut self, deadline_ns: u64) {
+        // time_t is 32 bits on the Pi's musl target only before musl 1.2;
+        // the conversion below is lossless for any deadline within 68 years
+        // of boot.
+        let ts = libc::timespec {
+            tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (deadline_ns % 1_000_000_000) as _,
+        };
+        loop {
+            // SAFETY: ts is valid; the remaining-time pointer may be null
+            // with TIMER_ABSTIME.
+            let rc = unsafe {
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &ts,
+                    std::ptr::null_mut(),
+                )
+            };
+            // Interrupted by a signal: sleep again to the same deadline.
+            if rc != libc::EINTR {
+                break;
+            }
+        }
+    }
+}
+
+/// Deadline arithmetic for a fixed period, anchored to the first deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticker {
+    period: u64,
+    next: u64,
+}
+
+impl Ticker {
+    /// Deadlines `first, first + period, ...`.
+    pub fn new(first_ns: u64, period_ns: u64) -> Ticker {
+        Ticker {
+            period: period_ns.max(1),
+            next: first_ns,
+        }
+    }
+    /// The upcoming deadline.
+    pub fn deadline(&self) -> u64 {
+        self.next
+    }
+    /// The period.
+    pub fn period(&self) -> u64 {
+        self.period
+    }
+    /// Move to the next deadline after a frame finished at `now`. Deadlines
+    /// already in the past are skipped (and counted in the return value), so
+    /// a late frame never causes a burst of catch-up frames, and the cadence
+    /// stays on the original grid.
+    pub fn advance(&mut self, now: u64) -> u64 {
+        self.next += self.period;
+        if now > self.next {
+            let behind = (now - self.next).div_ceil(self.period);
+            self.next += behind * self.period;
+            behind
+        } else {
+            0
+        }
+    }
+}
+
+/// A clock for tests: time moves only when the player sleeps (to exactly
+/// its deadline, plus whatever lateness the test injects). Cloning shares
+/// the time.
+#[derive(Clone, Debug, Default)]
+pub struct MockClock {
+    now: Arc<AtomicU64>,
+    late: Arc<AtomicU64>,
+}
+
+impl MockClock {
+    /// A clock at `start` ns.
+    pub fn new(start: u64) -> MockClock {
+        let c = MockClock::default();
+        c.now.store(start, Ordering::SeqCst);
+        c
+    }
+    /// Make the next wake-up this many ns late (once).
+    pub fn make_next_wake_late(&self, ns: u64) {
+        self.late.store(ns, Ordering::SeqCst);
+    }
+    /// Move time forward (work that takes time).
+    pub fn advance(&self, ns: u64) {
+        self.now.fetch_add(ns, Ordering::SeqCst);
+    }
+}
+
+impl Clock for MockClock {
+    fn now_ns(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+    fn sleep_until(&mut self, deadline_ns: u64) {
+        let late = self.late.swap(0, Ordering::SeqCst);
+        let now = self.now.load(Ordering::SeqCst);
+        self.now.store(now.max(deadline_ns) + late, Ordering::SeqCst);
+    }
+}
+
+/// A clock driven from outside: each sleep waits until the controller
+/// grants one more tick, then jumps to the deadline. The binary uses it for
+/// `--clock step` so that integration tests decide exactly when each frame
+/// happens, with no wall-clock timing at all.
+#[derive(Clone, Debug, Default)]
+pub struct StepClock {
+    now: Arc<AtomicU64>,
+    granted: Arc<AtomicU64>,
+    taken: u64,
+}
+
+impl StepClock {
+    /// A new clock at 0 with no ticks granted.
+    pub fn new() -> StepClock {
+        StepClock::default()
+    }
+    /// Allow `n` more frames.
+    pub fn grant(&self, n: u64) {
+        self.granted.fetch_add(n, Ordering::SeqCst);
+    }
+    /// Frames allowed so far.
+    pub fn granted(&self) -> u64 {
+        self.granted.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for StepClock {
+    fn now_ns(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+    fn sleep_until(&mut self, deadline_ns: u64) {
+        while self.granted.load(Ordering::SeqCst) <= self.taken {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.taken += 1;
+        let now = self.now.load(Ordering::SeqCst);
+        self.now.store(now.max(deadline_ns), Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: u64 = 20_000_000;
+
+    #[test]
+    fn on_time_frames_keep_the_grid() {
+        let mut t = Ticker::new(1_000, P);
+        for i in 1..=1000u64 {
+            // work finishing anywhere inside the period does not shift it
+            let now = t.deadline() + (i * 7919) % P;
+            assert_eq!(t.advance(now), 0);
+            assert_eq!(t.deadline(), 1_000 + i * P);
+        }
+    }
+
+    #[test]
+    fn a_late_frame_skips_ticks_without_catch_up() {
+        let mut t = Ticker::new(0, P);
+        // finished 2.5 periods after its deadline: deadlines P and 2P are
+        // gone; next is 3P, on the original grid
+        assert_eq!(t.advance(5 * P / 2), 2);
+        assert_eq!(t.deadline(), 3 * P);
+        // finishing exactly at the next deadline is not late
+        assert_eq!(t.advance(4 * P), 0);
+        assert_eq!(t.deadline(), 4 * P);
+    }
+
+    #[test]
+    fn mock_clock_sleeps_to_deadline_plus_injected_lateness() {
+        let mut c = MockClock::new(100);
+        c.sleep_until(50);
+        assert_eq!(c.now_ns(), 100, "a past deadline does not move time back");
+        c.sleep_until(1_000);
+        assert_eq!(c.now_ns(), 1_000);
+        c.make_next_wake_late(7);
+        c.sleep_until(2_000);
+        assert_eq!(c.now_ns(), 2_007);
+        c.sleep_until(3_000);
+        assert_eq!(c.now_ns(), 3_000, "lateness applies once");
+    }
+
+    #[test]
+    fn monotonic_sleep_reaches_its_deadline() {
+        let mut c = Monotonic;
+        let d = c.now_ns() + 1_000_000;
+        c.sleep_until(d);
+        assert!(c.now_ns() >= d);
+    }
+
+    #[test]
+    fn step_clock_waits_for_grants() {
+        let c = StepClock::new();
+        let mut p = c.clone();
+        let h = std::thread::spawn(move || {
+            p.sleep_until(5);
+            p.sleep_until(10);
+            p.now_ns()
+        });
+        c.grant(2);
+        assert_eq!(h.join().unwrap(), 10);
+    }
+}

@@ -1,1 +1,197 @@
-//! (being written)
+//! Playback statistics: fixed-size atomic counters and a latency histogram,
+//! updated by the frame loop without allocating or locking, read by the
+//! control thread (`status`) and written to `--stats-json` at exit.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// Sub-buckets per power of two: values are kept to within 1/8 (12.5 %).
+const SUB: usize = 8;
+/// Buckets for 0..2^40 ns (18 minutes), far past any wake-up latency.
+const BUCKETS: usize = 40 * SUB;
+
+/// A log-linear histogram of nanosecond values.
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS],
+    max: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            max: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
+    }
+}
+
+fn bucket(v: u64) -> usize {
+    if v < SUB as u64 {
+        return v as usize;
+    }
+    let log = 63 - v.leading_zeros() as usize; // >= 3
+    let sub = ((v >> (log - 3)) & (SUB as u64 - 1)) as usize;
+    ((log - 2) * SUB + sub).min(BUCKETS - 1)
+}
+
+/// The largest value that lands in bucket `b`.
+fn bucket_top(b: usize) -> u64 {
+    if b < SUB {
+        return b as u64;
+    }
+    let log = b / SUB + 2;
+    let sub = (b % SUB) as u64;
+    ((SUB as u64 + sub + 1) << (log - 3)) - 1
+}
+
+impl Histogram {
+    /// Count one value.
+    pub fn record(&self, v: u64) {
+        self.counts[bucket(v)].fetch_add(1, Relaxed);
+        self.max.fetch_max(v, Relaxed);
+        self.total.fetch_add(1, Relaxed);
+    }
+    /// Values counted.
+    pub fn count(&self) -> u64 {
+        self.total.load(Relaxed)
+    }
+    /// Largest value seen.
+    pub fn max(&self) -> u64 {
+        self.max.load(Relaxed)
+    }
+    /// The value at quantile `q` (0..1), as the top of its bucket, capped at
+    /// the maximum seen: never below the true quantile, at most 12.5 % above.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (b, c) in self.counts.iter().enumerate() {
+            seen += c.load(Relaxed);
+            if seen >= rank {
+                return bucket_top(b).min(self.max());
+            }
+        }
+        self.max()
+    }
+    /// p50, p99, p999, max.
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            p50: self.quantile(0.5),
+            p99: self.quantile(0.99),
+            p999: self.quantile(0.999),
+            max: self.max(),
+        }
+    }
+}
+
+/// Latency quantiles in ns.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Worst.
+    pub max: u64,
+}
+
+/// Counters the player updates and everyone else reads.
+#[derive(Default)]
+pub struct Stats {
+    /// Frames handed to the output.
+    pub frames: AtomicU64,
+    /// Frames handed out more than a quarter period after their deadline.
+    pub deadline_misses: AtomicU64,
+    /// Frames that repeated the previous one because a row was not loaded.
+    pub underruns: AtomicU64,
+    /// Array switches by command.
+    pub switches: AtomicU64,
+    /// Ticks skipped after late frames.
+    pub skipped_ticks: AtomicU64,
+    /// Output writes that failed.
+    pub output_errors: AtomicU64,
+    /// Commands applied.
+    pub commands: AtomicU64,
+    /// Arrays skipped because their body was bad.
+    pub skipped_arrays: AtomicU64,
+    /// Successful reloads.
+    pub reloads: AtomicU64,
+    /// How late each wake-up was against its deadline.
+    pub wake_latency: Histogram,
+    /// Array of the last frame (u32::MAX = all-off).
+    pub array: AtomicU32,
+    /// Row of the last frame.
+    pub row: AtomicU32,
+    /// Brightness in thousandths.
+    pub brightness_milli: AtomicU32,
+    /// One of the `STATE_*` constants.
+    pub state: AtomicU32,
+}
+
+/// [`Stats::state`]: playing.
+pub const STATE_PLAYING: u32 = 0;
+/// [`Stats::state`]: paused (holding a row).
+pub const STATE_PAUSED: u32 = 1;
+/// [`Stats::state`]: stopped (all off).
+pub const STATE_STOPPED: u32 = 2;
+/// [`Stats::state`]: finished the playlist with `--order once` (all off).
+pub const STATE_FINISHED: u32 = 3;
+
+/// The player's state as a word, for `status`.
+pub fn state_name(s: u32) -> &'static str {
+    match s {
+        STATE_PLAYING => "playing",
+        STATE_PAUSED => "paused",
+        STATE_STOPPED => "stopped",
+        _ => "finished",
+    }
+}
+
+impl Stats {
+    /// Add one to a counter.
+    #[inline]
+    pub fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_tight() {
+        let mut prev = 0;
+        for v in (0..100_000u64).chain((1..60).map(|s| 1u64 << s).flat_map(|x| [x - 1, x, x + 1])) {
+            let b = bucket(v);
+            assert!(bucket_top(b) >= v, "top of bucket of {v} is below it");
+            if v >= 8 {
+                assert!(bucket_top(b) as f64 <= v as f64 * 1.125 + 1.0, "{v}");
+            }
+            if v < 100_000 {
+                assert!(b >= prev);
+                prev = b;
+            }
+        }
+    }
+
+    #[test]
+    fn quantiles_of_a_known_distribution() {
+        let h = Histogram::default();
+        for v in 1..=1000u64 {
+            h.record(v * 1000); // 1 us .. 1 ms
+        }
+        let s = h.summary();
+        assert_eq!(s.max, 1_000_000);
+        assert!(s.p50 >= 500_000 && s.p50 <= 562_500, "{s:?}");
+        assert!(s.p99 >= 990_000 && s.p99 <= 1_000_000, "{s:?}");
+        assert_eq!(Histogram::default().quantile(0.5), 0);
+    }
+}
