@@ -301,6 +301,7 @@ mod tests {
             gamma in prop_oneof![Just(1.0f32), Just(2.2f32), 1.0f32..3.0],
             brightness in 0.0f32..=1.0,
             bri5 in 1u8..=31,
+            max_current_ma in proptest::option::of(0u32..3000),
         ) {
             let kind = ChipKind::ALL[chip];
             let orders = orders(kind.channels());
@@ -312,7 +313,7 @@ mod tests {
             }
             let enc = Encoder::try_new(s, leds).unwrap();
             let p = Pipeline::new(
-                ColorSettings { gamma, brightness, ..ColorSettings::default() },
+                ColorSettings { gamma, brightness, max_current_ma, ..ColorSettings::default() },
                 enc.channels(),
             );
             let mut px = vec![0; leds * enc.channels()];
