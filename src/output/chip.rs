@@ -1,8 +1,20 @@
 //! LED chip selection, colour order, and the [`Encoder`] that turns a row of
-//! pixels into the bytes for the SPI bus (stub; filled in by the chip work).
+//! pixels into the bytes for the SPI bus.
+//!
+//! Each protocol lives in its own module ([`super::apa102`],
+//! [`super::sk9822`], [`super::ws2801`], [`super::ws2812`]); the encoder only
+//! dispatches. Everything is sized once in [`Encoder::try_new`], so
+//! [`Encoder::encode`] is a pure function into the caller's buffer that never
+//! allocates.
 
+use super::{apa102, sk9822, ws2801, ws2812};
 use std::fmt;
 use std::str::FromStr;
+
+/// The most LEDs one encoder accepts. Far beyond what one SPI bus can refresh
+/// at 50 Hz (the largest frame, SK6812-RGBW, is 16 bytes per LED: 1 MiB here),
+/// and small enough that no frame length can overflow a 32-bit `usize`.
+pub const MAX_LEDS: usize = 65_536;
 
 /// The LED chips rowplay can drive over SPI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -24,6 +36,72 @@ pub enum ChipKind {
     Sk6812Rgbw,
 }
 
+impl ChipKind {
+    /// Every chip, for listings and tests.
+    pub const ALL: [ChipKind; 6] = [
+        ChipKind::Apa102,
+        ChipKind::Sk9822,
+        ChipKind::Ws2801,
+        ChipKind::Ws2812,
+        ChipKind::Sk6812,
+        ChipKind::Sk6812Rgbw,
+    ];
+
+    /// The name used in the config file and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChipKind::Apa102 => "apa102",
+            ChipKind::Sk9822 => "sk9822",
+            ChipKind::Ws2801 => "ws2801",
+            ChipKind::Ws2812 => "ws2812",
+            ChipKind::Sk6812 => "sk6812",
+            ChipKind::Sk6812Rgbw => "sk6812-rgbw",
+        }
+    }
+
+    /// Colour channels per LED: 4 for SK6812-RGBW, else 3.
+    pub fn channels(self) -> usize {
+        match self {
+            ChipKind::Sk6812Rgbw => 4,
+            _ => 3,
+        }
+    }
+
+    /// The wire order the chip uses when none is configured: BGR for
+    /// APA102/SK9822, RGB for WS2801, GRB for WS2812/SK6812, GRBW for
+    /// SK6812-RGBW (each chip's datasheet data format).
+    pub fn default_order(self) -> ColorOrder {
+        match self {
+            ChipKind::Apa102 | ChipKind::Sk9822 => ColorOrder::BGR,
+            ChipKind::Ws2801 => ColorOrder::RGB,
+            ChipKind::Ws2812 | ChipKind::Sk6812 => ColorOrder::GRB,
+            ChipKind::Sk6812Rgbw => ColorOrder::GRBW,
+        }
+    }
+
+    /// The SPI clock used when none is configured.
+    ///
+    /// - APA102/SK9822: [`apa102::DEFAULT_HZ`] (8 MHz; fine on short wires,
+    ///   lower it on long runs).
+    /// - WS2801: [`ws2801::DEFAULT_HZ`] (1 MHz).
+    /// - WS2812: [`ws2812::WS2812_DEFAULT_HZ`] (2.4 MHz, 3-bit symbols).
+    /// - SK6812: [`ws2812::SK6812_DEFAULT_HZ`] (3.2 MHz, 4-bit symbols).
+    pub fn default_spi_hz(self) -> u32 {
+        match self {
+            ChipKind::Apa102 | ChipKind::Sk9822 => apa102::DEFAULT_HZ,
+            ChipKind::Ws2801 => ws2801::DEFAULT_HZ,
+            ChipKind::Ws2812 => ws2812::WS2812_DEFAULT_HZ,
+            ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => ws2812::SK6812_DEFAULT_HZ,
+        }
+    }
+}
+
+impl fmt::Display for ChipKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The order colour bytes go on the wire, e.g. `BGR` sends blue first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ColorOrder {
@@ -31,6 +109,49 @@ pub struct ColorOrder {
     pub map: [u8; 4],
     /// 3 or 4.
     pub len: u8,
+}
+
+impl ColorOrder {
+    /// Red, green, blue.
+    pub const RGB: ColorOrder = ColorOrder {
+        map: [0, 1, 2, 3],
+        len: 3,
+    };
+    /// Blue, green, red (APA102, SK9822).
+    pub const BGR: ColorOrder = ColorOrder {
+        map: [2, 1, 0, 3],
+        len: 3,
+    };
+    /// Green, red, blue (WS2812, SK6812).
+    pub const GRB: ColorOrder = ColorOrder {
+        map: [1, 0, 2, 3],
+        len: 3,
+    };
+    /// Green, red, blue, white (SK6812-RGBW).
+    pub const GRBW: ColorOrder = ColorOrder {
+        map: [1, 0, 2, 3],
+        len: 4,
+    };
+
+    /// Channels per LED: 3 or 4.
+    pub fn channels(self) -> usize {
+        self.len as usize
+    }
+}
+
+impl fmt::Display for ColorOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &c in &self.map[..self.channels()] {
+            let letter = match c {
+                0 => 'R',
+                1 => 'G',
+                2 => 'B',
+                _ => 'W',
+            };
+            write!(f, "{letter}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A colour order that is not a permutation of RGB or RGBW.
@@ -47,10 +168,38 @@ impl fmt::Display for BadColorOrder {
     }
 }
 
+impl std::error::Error for BadColorOrder {}
+
 impl FromStr for ColorOrder {
     type Err = BadColorOrder;
+    /// Parses `RGB`, `grb`, `GRBW`, ...: three letters (a permutation of RGB)
+    /// or four (a permutation of RGBW), any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Err(BadColorOrder(s.to_string()))
+        let bad = || BadColorOrder(s.to_string());
+        let len = s.chars().count();
+        if len != 3 && len != 4 {
+            return Err(bad());
+        }
+        let mut map = [0, 1, 2, 3];
+        let mut seen = [false; 4];
+        for (i, ch) in s.chars().enumerate() {
+            let c = match ch.to_ascii_uppercase() {
+                'R' => 0,
+                'G' => 1,
+                'B' => 2,
+                'W' if len == 4 => 3,
+                _ => return Err(bad()),
+            };
+            if seen[c as usize] {
+                return Err(bad());
+            }
+            seen[c as usize] = true;
+            map[i] = c;
+        }
+        Ok(ColorOrder {
+            map,
+            len: len as u8,
+        })
     }
 }
 
@@ -67,6 +216,92 @@ pub struct ChipSettings {
     pub global_brightness: u8,
 }
 
+impl ChipSettings {
+    /// The chip's defaults: its colour order and clock, global brightness 31.
+    pub fn new(kind: ChipKind) -> ChipSettings {
+        ChipSettings {
+            kind,
+            order: None,
+            spi_hz: None,
+            global_brightness: apa102::MAX_GLOBAL_BRIGHTNESS,
+        }
+    }
+
+    /// The configured colour order, or the chip's default.
+    pub fn order(&self) -> ColorOrder {
+        self.order.unwrap_or(self.kind.default_order())
+    }
+
+    /// The configured SPI clock, or the chip's default.
+    pub fn spi_hz(&self) -> u32 {
+        self.spi_hz.unwrap_or(self.kind.default_spi_hz())
+    }
+
+    /// Check the settings against the chip.
+    pub fn validate(&self) -> Result<(), ChipError> {
+        let order = self.order();
+        if order.channels() != self.kind.channels() {
+            return Err(ChipError::OrderChannels {
+                order,
+                chip: self.kind,
+            });
+        }
+        if self.global_brightness == 0 || self.global_brightness > apa102::MAX_GLOBAL_BRIGHTNESS {
+            return Err(ChipError::GlobalBrightness(self.global_brightness));
+        }
+        if self.spi_hz == Some(0) {
+            return Err(ChipError::ZeroClock);
+        }
+        Ok(())
+    }
+}
+
+/// Chip settings that do not fit the chip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChipError {
+    /// A 3-letter order on an RGBW chip, or a 4-letter one on an RGB chip.
+    OrderChannels {
+        /// The order given.
+        order: ColorOrder,
+        /// The chip.
+        chip: ChipKind,
+    },
+    /// Global brightness outside 1..=31.
+    GlobalBrightness(u8),
+    /// More LEDs than [`MAX_LEDS`].
+    TooManyLeds(usize),
+    /// An SPI clock of 0 Hz.
+    ZeroClock,
+}
+
+impl fmt::Display for ChipError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChipError::OrderChannels { order, chip } => write!(
+                f,
+                "colour order {order} has {} channels but {chip} has {}: use e.g. {}",
+                order.channels(),
+                chip.channels(),
+                chip.default_order()
+            ),
+            ChipError::GlobalBrightness(b) => {
+                write!(f, "global brightness {b} is outside 1..=31: use 31 and dim with [color] brightness")
+            }
+            ChipError::TooManyLeds(n) => {
+                write!(
+                    f,
+                    "{n} LEDs is more than one strip can take: use at most {MAX_LEDS}"
+                )
+            }
+            ChipError::ZeroClock => {
+                write!(f, "SPI clock of 0 Hz: leave it out for the chip's default")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ChipError {}
+
 /// Encodes rows for one chip and strip length, into a caller's buffer.
 #[derive(Clone, Debug)]
 pub struct Encoder {
@@ -77,21 +312,181 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// An encoder for `leds` LEDs.
-    pub fn new(settings: ChipSettings, leds: usize) -> Encoder {
-        Encoder { settings, leds }
+    /// An encoder for `leds` LEDs. Settings that do not fit the chip are
+    /// replaced by the chip's defaults (a wrong-length colour order, a global
+    /// brightness outside 1..=31) and `leds` is capped at [`MAX_LEDS`]; use
+    /// [`Encoder::try_new`] to get those as errors.
+    pub fn new(mut settings: ChipSettings, leds: usize) -> Encoder {
+        if settings.order().channels() != settings.kind.channels() {
+            settings.order = None;
+        }
+        if settings.global_brightness == 0
+            || settings.global_brightness > apa102::MAX_GLOBAL_BRIGHTNESS
+        {
+            settings.global_brightness = apa102::MAX_GLOBAL_BRIGHTNESS;
+        }
+        if settings.spi_hz == Some(0) {
+            settings.spi_hz = None;
+        }
+        Encoder {
+            settings,
+            leds: leds.min(MAX_LEDS),
+        }
     }
+
+    /// An encoder for `leds` LEDs, or why the settings do not fit.
+    pub fn try_new(settings: ChipSettings, leds: usize) -> Result<Encoder, ChipError> {
+        settings.validate()?;
+        if leds > MAX_LEDS {
+            return Err(ChipError::TooManyLeds(leds));
+        }
+        Ok(Encoder::new(settings, leds))
+    }
+
     /// Channels per LED the encoder expects in its input (3, or 4 for RGBW).
     pub fn channels(&self) -> usize {
-        3
+        self.settings.kind.channels()
     }
+
     /// Bytes of one encoded frame.
     pub fn frame_len(&self) -> usize {
-        0
+        let n = self.leds;
+        match self.settings.kind {
+            ChipKind::Apa102 => apa102::frame_len(n),
+            ChipKind::Sk9822 => sk9822::frame_len(n),
+            ChipKind::Ws2801 => ws2801::frame_len(n),
+            ChipKind::Ws2812 | ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => {
+                ws2812::frame_len(self.settings.kind, n, self.settings.spi_hz())
+            }
+        }
     }
+
     /// Encode one row (`leds * channels()` bytes) into `out`
     /// (`frame_len()` bytes). Never allocates.
+    ///
+    /// LEDs missing from `pixels` are sent black; extra pixels, and bytes of
+    /// `out` past `frame_len()`, are left alone. If `out` is shorter than
+    /// `frame_len()` only the LEDs that fit whole are written (the caller
+    /// sized it wrong; this must not panic in the frame loop).
     pub fn encode(&self, pixels: &[u8], out: &mut [u8]) {
-        let _ = (pixels, out);
+        let order = self.settings.order();
+        let n = self.leds;
+        match self.settings.kind {
+            ChipKind::Apa102 => {
+                apa102::encode(pixels, n, order, self.settings.global_brightness, out)
+            }
+            ChipKind::Sk9822 => {
+                sk9822::encode(pixels, n, order, self.settings.global_brightness, out)
+            }
+            ChipKind::Ws2801 => ws2801::encode(pixels, n, order, out),
+            ChipKind::Ws2812 | ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => ws2812::encode(
+                self.settings.kind,
+                self.settings.spi_hz(),
+                pixels,
+                n,
+                order,
+                out,
+            ),
+        }
+    }
+}
+
+/// Pixel `i` of `pixels` (`order.channels()` per LED, in R G B (W) order),
+/// channel `src` (0 R, 1 G, 2 B, 3 W), or 0 past the end. Shared by the
+/// encoders so that a short row is black, never a panic.
+#[inline]
+pub(crate) fn channel(pixels: &[u8], channels: usize, i: usize, src: u8) -> u8 {
+    pixels
+        .get(i * channels + src as usize)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_permutation_in_any_case() {
+        for (s, map, len) in [
+            ("RGB", [0, 1, 2, 3], 3),
+            ("rbg", [0, 2, 1, 3], 3),
+            ("GRB", [1, 0, 2, 3], 3),
+            ("gbr", [1, 2, 0, 3], 3),
+            ("BRG", [2, 0, 1, 3], 3),
+            ("Bgr", [2, 1, 0, 3], 3),
+            ("GRBW", [1, 0, 2, 3], 4),
+            ("wrgb", [3, 0, 1, 2], 4),
+        ] {
+            let o: ColorOrder = s.parse().unwrap();
+            assert_eq!((o.map, o.len), (map, len), "{s}");
+            assert_eq!(o.to_string(), s.to_ascii_uppercase());
+        }
+    }
+
+    #[test]
+    fn rejects_non_permutations() {
+        for s in ["", "RG", "RGBX", "RRB", "RGW", "RGBWW", "GRBB", "R G"] {
+            let e = s.parse::<ColorOrder>().unwrap_err();
+            assert_eq!(e, BadColorOrder(s.to_string()));
+        }
+    }
+
+    #[test]
+    fn defaults_per_chip() {
+        let d = |k: ChipKind| k.default_order().to_string();
+        assert_eq!(d(ChipKind::Apa102), "BGR");
+        assert_eq!(d(ChipKind::Sk9822), "BGR");
+        assert_eq!(d(ChipKind::Ws2801), "RGB");
+        assert_eq!(d(ChipKind::Ws2812), "GRB");
+        assert_eq!(d(ChipKind::Sk6812), "GRB");
+        assert_eq!(d(ChipKind::Sk6812Rgbw), "GRBW");
+        for k in ChipKind::ALL {
+            assert_eq!(ChipSettings::new(k).validate(), Ok(()), "{k}");
+        }
+    }
+
+    #[test]
+    fn order_length_must_match_the_chip() {
+        let mut s = ChipSettings::new(ChipKind::Sk6812Rgbw);
+        s.order = Some(ColorOrder::GRB);
+        assert_eq!(
+            s.validate(),
+            Err(ChipError::OrderChannels {
+                order: ColorOrder::GRB,
+                chip: ChipKind::Sk6812Rgbw
+            })
+        );
+        let mut s = ChipSettings::new(ChipKind::Apa102);
+        s.order = Some(ColorOrder::GRBW);
+        assert!(Encoder::try_new(s, 10).is_err());
+        // The infallible constructor falls back to the chip's default.
+        assert_eq!(Encoder::new(s, 10).settings.order(), ColorOrder::BGR);
+    }
+
+    #[test]
+    fn global_brightness_and_led_count_are_checked() {
+        let mut s = ChipSettings::new(ChipKind::Apa102);
+        s.global_brightness = 32;
+        assert_eq!(s.validate(), Err(ChipError::GlobalBrightness(32)));
+        s.global_brightness = 0;
+        assert_eq!(s.validate(), Err(ChipError::GlobalBrightness(0)));
+        let s = ChipSettings::new(ChipKind::Ws2812);
+        assert_eq!(
+            Encoder::try_new(s, MAX_LEDS + 1).unwrap_err(),
+            ChipError::TooManyLeds(MAX_LEDS + 1)
+        );
+        assert_eq!(Encoder::new(s, usize::MAX).leds, MAX_LEDS);
+    }
+
+    #[test]
+    fn encode_never_panics_on_wrong_sizes() {
+        for k in ChipKind::ALL {
+            let e = Encoder::new(ChipSettings::new(k), 17);
+            let mut out = vec![0xAA; e.frame_len() + 3];
+            e.encode(&[7; 5], &mut out);
+            e.encode(&[7; 1000], &mut out[..3]);
+            e.encode(&[], &mut []);
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod apa102;
 pub mod chip;
+pub mod decode;
 pub mod record;
 pub mod sk9822;
 pub mod spi;
