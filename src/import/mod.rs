@@ -5,6 +5,9 @@
 //! documented on [`npy`].
 
 use std::fmt;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub mod npy;
@@ -72,6 +75,11 @@ pub struct Source {
     pub kind: SourceKind,
 }
 
+/// Largest row accepted, in bytes (`leds * channels`): 1 MiB is about
+/// 350,000 RGB LEDs, far beyond any strip a Pi can drive at 50 Hz, and keeps
+/// one row's buffers small on a 512 MB Pi Zero.
+pub const MAX_ROW_BYTES: usize = 1 << 20;
+
 /// An import failure: which file, and what is wrong with it.
 #[derive(Debug)]
 pub struct ImportError {
@@ -86,16 +94,25 @@ pub struct ImportError {
 pub enum ImportErrorKind {
     /// Reading the file failed.
     Io(std::io::Error),
-    /// A `.npy` (or `.npz` member) is malformed or unsupported.
+    /// A `.npy` is malformed or unsupported.
     Npy(npy::NpyError),
-    /// A `.npz` archive is malformed.
-    Npz(String),
+    /// A `.npz` archive (or one of its members) is malformed.
+    Npz(npz::NpzError),
     /// A `.png` is malformed or unsupported.
-    Png(String),
+    Png(png::PngError),
     /// An input path is neither a supported file nor a folder.
     Unsupported,
     /// A folder walk found a symlink loop.
     SymlinkLoop,
+    /// A path under an input folder (or an input file's stem) is not valid
+    /// UTF-8, so it cannot become an array name.
+    NonUtf8Name,
+    /// The file is empty.
+    EmptyFile,
+    /// The path to load is a directory.
+    IsDirectory,
+    /// The path to load is not a regular file (a FIFO, socket or device).
+    NotAFile,
 }
 
 impl fmt::Display for ImportError {
@@ -109,33 +126,185 @@ impl fmt::Display for ImportError {
             ImportErrorKind::Unsupported => {
                 write!(f, "not a .npy, .npz or .png file, nor a folder")
             }
-            ImportErrorKind::SymlinkLoop => write!(f, "symlink loop in input folder"),
+            ImportErrorKind::SymlinkLoop => write!(
+                f,
+                "symlink loop in input folder (a link points back to a folder above it); \
+                 remove the link"
+            ),
+            ImportErrorKind::NonUtf8Name => write!(
+                f,
+                "path is not valid UTF-8, so it cannot be an array name; rename it"
+            ),
+            ImportErrorKind::EmptyFile => write!(f, "file is empty (0 bytes); re-export it"),
+            ImportErrorKind::IsDirectory => {
+                write!(f, "is a directory, expected a .npy, .npz or .png file")
+            }
+            ImportErrorKind::NotAFile => write!(
+                f,
+                "not a regular file (FIFO, socket or device); give a .npy, .npz or .png file"
+            ),
         }
     }
 }
 
-impl std::error::Error for ImportError {}
+impl std::error::Error for ImportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ImportErrorKind::Io(e) => Some(e),
+            ImportErrorKind::Npy(e) => Some(e),
+            ImportErrorKind::Npz(e) => Some(e),
+            ImportErrorKind::Png(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn error(path: &Path, kind: ImportErrorKind) -> ImportError {
+    ImportError {
+        path: path.to_path_buf(),
+        kind,
+    }
+}
+
+/// The importer for a file name, by extension (case-insensitive).
+fn kind_of(path: &Path) -> Option<SourceKind> {
+    let ext = path.extension()?.to_str()?;
+    if ext.eq_ignore_ascii_case("npy") {
+        Some(SourceKind::Npy)
+    } else if ext.eq_ignore_ascii_case("npz") {
+        Some(SourceKind::Npz)
+    } else if ext.eq_ignore_ascii_case("png") {
+        Some(SourceKind::Png)
+    } else {
+        None
+    }
+}
 
 /// Expand the inputs into the list of files to import, in a deterministic
-/// order: folders are walked recursively in sorted order; an array's name is
-/// its path relative to the folder given, without extension, with `/`
-/// separators; a file given directly is named by its file stem. Files with
-/// other extensions inside folders are ignored.
+/// order.
+///
+/// - A file given directly must be `.npy`, `.npz` or `.png` (extension
+///   matched case-insensitively), else [`ImportErrorKind::Unsupported`]; it
+///   is named by its file stem.
+/// - A folder is walked recursively, following symlinks (a symlink loop is
+///   [`ImportErrorKind::SymlinkLoop`]). Hidden entries (name starting with
+///   `.`) and files with other extensions are skipped. An array's name is
+///   its path relative to the folder given, without extension, with `/`
+///   separators. Sources from one folder are sorted by the bytes of their
+///   relative path.
+/// - Inputs keep the order they were given in.
+///
+/// Only paths are listed (nothing is read); at most one directory is open
+/// at a time. Duplicate names are not detected here.
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<Source>, ImportError> {
-    let _ = inputs;
-    unimplemented_stub()
+    let mut out = Vec::new();
+    for input in inputs {
+        let meta = fs::metadata(input).map_err(|e| error(input, ImportErrorKind::Io(e)))?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            let mut ancestors = Vec::new();
+            walk(input, input, &mut ancestors, &mut found)?;
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            out.extend(found.into_iter().map(|(_, source)| source));
+        } else {
+            let kind = kind_of(input).ok_or_else(|| error(input, ImportErrorKind::Unsupported))?;
+            let name = input
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .ok_or_else(|| error(input, ImportErrorKind::NonUtf8Name))?;
+            out.push(Source {
+                path: input.clone(),
+                name: name.to_owned(),
+                kind,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Walk `dir` (under `root`), appending `(relative path, source)` pairs.
+/// `ancestors` holds the (device, inode) of every directory on the current
+/// path, which is how a symlink pointing back up is recognised.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    ancestors: &mut Vec<(u64, u64)>,
+    found: &mut Vec<(String, Source)>,
+) -> Result<(), ImportError> {
+    let meta = fs::metadata(dir).map_err(|e| error(dir, ImportErrorKind::Io(e)))?;
+    let id = (meta.dev(), meta.ino());
+    if ancestors.contains(&id) {
+        return Err(error(dir, ImportErrorKind::SymlinkLoop));
+    }
+    // Collect the names first so the directory handle is closed before
+    // recursing: open descriptors stay bounded whatever the depth.
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| error(dir, ImportErrorKind::Io(e)))? {
+        let entry = entry.map_err(|e| error(dir, ImportErrorKind::Io(e)))?;
+        let name = entry.file_name();
+        if !name.as_bytes().starts_with(b".") {
+            names.push(name);
+        }
+    }
+    ancestors.push(id);
+    for name in names {
+        let path = dir.join(&name);
+        // Follows symlinks: a link to a folder is walked, a link to a file read.
+        let meta = fs::metadata(&path).map_err(|e| error(&path, ImportErrorKind::Io(e)))?;
+        if meta.is_dir() {
+            walk(root, &path, ancestors, found)?;
+            continue;
+        }
+        let Some(kind) = kind_of(&path) else {
+            continue;
+        };
+        let rel = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .ok_or_else(|| error(&path, ImportErrorKind::NonUtf8Name))?
+            .to_owned();
+        // kind_of matched an ASCII extension, so this cut is on a char
+        // boundary; `get` keeps it panic-free regardless.
+        let ext_len = path.extension().map_or(0, |e| e.len() + 1);
+        let name = rel
+            .get(..rel.len().saturating_sub(ext_len))
+            .unwrap_or(&rel)
+            .to_owned();
+        found.push((rel, Source { path, name, kind }));
+    }
+    ancestors.pop();
+    Ok(())
 }
 
 /// Read every array of one source (one for `.npy`/`.png`, one per member
 /// for `.npz`, named `name/member`).
 pub fn load(source: &Source, opts: &ImportOptions) -> Result<Vec<NamedArray>, ImportError> {
-    let _ = (source, opts);
-    unimplemented_stub()
-}
-
-fn unimplemented_stub<T>() -> Result<T, ImportError> {
-    Err(ImportError {
-        path: Path::new("").into(),
-        kind: ImportErrorKind::Unsupported,
-    })
+    let path = &source.path;
+    let meta = fs::metadata(path).map_err(|e| error(path, ImportErrorKind::Io(e)))?;
+    if meta.is_dir() {
+        return Err(error(path, ImportErrorKind::IsDirectory));
+    }
+    if !meta.is_file() {
+        return Err(error(path, ImportErrorKind::NotAFile));
+    }
+    let bytes = fs::read(path).map_err(|e| error(path, ImportErrorKind::Io(e)))?;
+    if bytes.is_empty() {
+        return Err(error(path, ImportErrorKind::EmptyFile));
+    }
+    let named = |array| NamedArray {
+        name: source.name.clone(),
+        array,
+    };
+    match source.kind {
+        SourceKind::Npy => npy::parse(&bytes, opts)
+            .map(|a| vec![named(a)])
+            .map_err(|e| error(path, ImportErrorKind::Npy(e))),
+        SourceKind::Png => png::parse(&bytes)
+            .map(|a| vec![named(a)])
+            .map_err(|e| error(path, ImportErrorKind::Png(e))),
+        SourceKind::Npz => {
+            npz::parse(&bytes, &source.name, opts).map_err(|e| error(path, ImportErrorKind::Npz(e)))
+        }
+    }
 }
