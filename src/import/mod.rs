@@ -308,3 +308,195 @@ pub fn load(source: &Source, opts: &ImportOptions) -> Result<Vec<NamedArray>, Im
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+
+    /// A scratch folder removed on drop (no tempfile crate in the tree).
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("rowplay-import-test-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+            let p = self.0.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, bytes).unwrap();
+            p
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn names(sources: &[Source]) -> Vec<&str> {
+        sources.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// Every valid fixture, loaded through `discover` + `load`, equals the
+    /// bytes numpy computed for it (tests/fixtures/expected/manifest.txt).
+    #[test]
+    fn fixtures_match_numpy_conversion() {
+        let manifest = fs::read_to_string(format!("{FIXTURES}expected/manifest.txt")).unwrap();
+        let mut checked = 0;
+        for line in manifest.lines().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [rel, member, rows, leds, channels, float_max, expected] = f[..] else {
+                panic!("bad manifest line {line:?}");
+            };
+            let opts = ImportOptions {
+                float_max: if float_max == "full" {
+                    FloatMax::Full
+                } else {
+                    FloatMax::One
+                },
+            };
+            let sources = discover(&[PathBuf::from(format!("{FIXTURES}{rel}"))]).unwrap();
+            let stem = Path::new(rel).file_stem().unwrap().to_str().unwrap();
+            assert_eq!(names(&sources), [stem], "{rel}");
+            let arrays = load(&sources[0], &opts).unwrap_or_else(|e| panic!("{e}"));
+            let want = if member == "-" {
+                stem.to_owned()
+            } else {
+                format!("{stem}/{member}")
+            };
+            let got = arrays
+                .iter()
+                .find(|a| a.name == want)
+                .unwrap_or_else(|| panic!("{rel}: no array {want}"));
+            let a = &got.array;
+            let shape = (
+                a.rows.to_string(),
+                a.leds.to_string(),
+                a.channels.to_string(),
+            );
+            assert_eq!(
+                shape,
+                (rows.into(), leds.into(), channels.into()),
+                "{rel} {member}"
+            );
+            let expected = fs::read(format!("{FIXTURES}expected/{expected}")).unwrap();
+            assert_eq!(a.data, expected, "{rel} {member} {float_max}");
+            checked += 1;
+        }
+        assert!(checked >= 50, "only {checked} fixtures checked");
+    }
+
+    #[test]
+    fn folders_are_walked_in_byte_order_of_relative_path() {
+        let s = Scratch::new();
+        for rel in [
+            "b.npy",
+            "a/x.npy",
+            "a.npy",
+            "a-b.PNG",
+            "sub/deeper/z.npz",
+            "notes.txt",
+            ".hidden.npy",
+            ".git/c.npy",
+            "Upper.NPY",
+        ] {
+            s.file(rel, b"x");
+        }
+        let sources = discover(std::slice::from_ref(&s.0)).unwrap();
+        // 'U' < 'a'; then '-' (0x2d) < '.' (0x2e) < '/' (0x2f).
+        assert_eq!(
+            names(&sources),
+            ["Upper", "a-b", "a", "a/x", "b", "sub/deeper/z"]
+        );
+        let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind).collect();
+        use SourceKind::*;
+        assert_eq!(kinds, [Npy, Png, Npy, Npy, Npy, Npz]);
+    }
+
+    #[test]
+    fn files_given_directly() {
+        let s = Scratch::new();
+        let a = s.file("dir/Wave.Npy", b"x");
+        let b = s.file("other.txt", b"x");
+        let sources = discover(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(
+            sources,
+            [Source {
+                path: a,
+                name: "Wave".into(),
+                kind: SourceKind::Npy
+            }]
+        );
+        let err = discover(std::slice::from_ref(&b)).unwrap_err();
+        assert!(matches!(err.kind, ImportErrorKind::Unsupported));
+        assert_eq!(err.path, b);
+        let missing = s.0.join("missing.npy");
+        let err = discover(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(matches!(err.kind, ImportErrorKind::Io(_)));
+        assert_eq!(err.path, missing);
+        assert!(err.to_string().contains("missing.npy"));
+    }
+
+    #[test]
+    fn symlinks_are_followed_and_loops_detected() {
+        let s = Scratch::new();
+        s.file("real/a.npy", b"x");
+        let tree = s.0.join("tree");
+        fs::create_dir(&tree).unwrap();
+        std::os::unix::fs::symlink(s.0.join("real"), tree.join("link")).unwrap();
+        let sources = discover(std::slice::from_ref(&tree)).unwrap();
+        assert_eq!(names(&sources), ["link/a"]);
+
+        std::os::unix::fs::symlink(&tree, tree.join("back")).unwrap();
+        let err = discover(&[tree]).unwrap_err();
+        assert!(matches!(err.kind, ImportErrorKind::SymlinkLoop), "{err}");
+    }
+
+    #[test]
+    fn non_utf8_names_are_rejected() {
+        use std::ffi::OsStr;
+        let s = Scratch::new();
+        let bad = s.0.join(OsStr::from_bytes(b"w\xffave.npy"));
+        fs::write(&bad, b"x").unwrap();
+        let err = discover(std::slice::from_ref(&s.0)).unwrap_err();
+        assert!(matches!(err.kind, ImportErrorKind::NonUtf8Name));
+        assert_eq!(err.path, bad);
+        let err = discover(&[bad]).unwrap_err();
+        assert!(matches!(err.kind, ImportErrorKind::NonUtf8Name));
+    }
+
+    #[test]
+    fn load_rejects_directories_and_empty_files() {
+        let s = Scratch::new();
+        let dir = s.0.join("d.npy");
+        fs::create_dir(&dir).unwrap();
+        let source = |path: PathBuf| Source {
+            path,
+            name: "x".into(),
+            kind: SourceKind::Npy,
+        };
+        let err = load(&source(dir), &ImportOptions::default()).unwrap_err();
+        assert!(matches!(err.kind, ImportErrorKind::IsDirectory));
+        let empty = s.file("e.npy", b"");
+        let err = load(&source(empty), &ImportOptions::default()).unwrap_err();
+        assert!(matches!(err.kind, ImportErrorKind::EmptyFile));
+        let junk = s.file("j.npy", b"junk");
+        let err = load(&source(junk), &ImportOptions::default()).unwrap_err();
+        assert!(matches!(
+            err.kind,
+            ImportErrorKind::Npy(npy::NpyError::BadMagic)
+        ));
+        assert!(err.to_string().contains("j.npy: not a .npy file"), "{err}");
+    }
+}

@@ -1202,6 +1202,20 @@ mod tests {
         }
 
         #[test]
+        fn write_u8_round_trips(
+            rows in 1u32..5, leds in 1u32..7, rgbw in any::<bool>(), seed in any::<u64>()
+        ) {
+            let channels = if rgbw { 4 } else { 3 };
+            let len = (rows * leds * u32::from(channels)) as usize;
+            let data = (0..len).map(|i| (seed.wrapping_mul(i as u64 + 1) >> 7) as u8).collect();
+            let array = Array { rows, leds, channels, data };
+            let mut out = Vec::new();
+            write_u8(&array, &mut out).unwrap();
+            prop_assert_eq!((out.len() - array.data.len()) % DATA_ALIGN, 0);
+            prop_assert_eq!(parse(&out, &ImportOptions::default()).unwrap(), array);
+        }
+
+        #[test]
         fn never_panics_on_mutated_files(
             file in prop::sample::select(vec!["u1.npy", "f4_le.npy", "v3.npy", "fortran_grey.npy", "pre114.npy"]),
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),

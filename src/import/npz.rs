@@ -155,3 +155,110 @@ pub fn parse(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+
+    fn parse_file(rel: &str) -> Result<Vec<NamedArray>, NpzError> {
+        let bytes = std::fs::read(format!("{FIXTURES}{rel}")).unwrap();
+        parse(&bytes, "pre", &ImportOptions::default())
+    }
+
+    #[test]
+    fn members_are_named_prefix_slash_stem() {
+        for rel in ["npz/savez.npz", "npz/compressed.npz"] {
+            let arrays = parse_file(rel).unwrap();
+            let names: Vec<&str> = arrays.iter().map(|a| a.name.as_str()).collect();
+            assert_eq!(names, ["pre/a", "pre/b"], "{rel}");
+            let shapes: Vec<_> = arrays
+                .iter()
+                .map(|a| (a.array.rows, a.array.leds, a.array.channels))
+                .collect();
+            // b is (3, 4) f4: a 2-D array ending in 4 is one RGBW row.
+            assert_eq!(shapes, [(2, 3, 3), (1, 3, 4)], "{rel}");
+        }
+    }
+
+    #[test]
+    fn corrupt_zip() {
+        assert!(matches!(
+            parse_file("broken/cut.npz"),
+            Err(NpzError::Zip(_))
+        ));
+        assert!(matches!(
+            parse_file("broken/truncated.npy"),
+            Err(NpzError::Zip(_))
+        ));
+    }
+
+    #[test]
+    fn member_not_npy() {
+        match parse_file("broken/not_npy.npz") {
+            Err(NpzError::NotNpy(m)) => assert_eq!(m, "readme.txt"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_member_is_named() {
+        match parse_file("broken/bad_member.npz") {
+            Err(NpzError::Member { member, error }) => {
+                assert_eq!(member, "bad.npy");
+                assert_eq!(
+                    error,
+                    NpyError::Truncated {
+                        expected: 60,
+                        actual: 59
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lying_size_stops_one_byte_past_the_claim() {
+        match parse_file("broken/lying_size.npz") {
+            Err(NpzError::SizeMismatch {
+                member,
+                declared,
+                actual,
+            }) => {
+                assert_eq!(member, "liar.npy");
+                assert_eq!((declared, actual), (100, 101));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_archive_has_no_arrays() {
+        // The 22-byte end-of-central-directory record alone: an empty zip,
+        // what `np.savez(f)` writes with no arrays.
+        let mut eocd = b"PK\x05\x06".to_vec();
+        eocd.extend_from_slice(&[0; 18]);
+        assert!(matches!(
+            parse(&eocd, "p", &ImportOptions::default()),
+            Err(NpzError::NoArrays)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_mutated_archives(
+            file in prop::sample::select(vec!["savez.npz", "compressed.npz"]),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let mut bytes = std::fs::read(format!("{FIXTURES}npz/{file}")).unwrap();
+            for (at, b) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            let _ = parse(&bytes, "p", &ImportOptions::default());
+        }
+    }
+}

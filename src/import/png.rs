@@ -121,9 +121,17 @@ pub fn parse(bytes: &[u8]) -> Result<Array, PngError> {
     let info = reader.next_frame(&mut frame).map_err(decode)?;
     let line = info.line_size;
     let leds = width as usize;
+    let pixels_len = leds * samples;
+    // The decoder promises line >= pixels_len; checked so a decoder bug
+    // becomes an error rather than a panic.
+    if line < pixels_len || line == 0 {
+        return Err(PngError::Decode(format!(
+            "row of {line} bytes is too short"
+        )));
+    }
     let mut data = Vec::with_capacity(leds * height as usize * RGB);
     for row in frame.chunks_exact(line).take(height as usize) {
-        for px in row[..leds * samples].chunks_exact(samples) {
+        for px in row[..pixels_len].chunks_exact(samples) {
             match samples {
                 1 | 2 => data.extend_from_slice(&[px[0]; RGB]),
                 _ => data.extend_from_slice(&px[..RGB]),
@@ -178,4 +186,133 @@ pub fn write_rgb(array: &Array, w: impl Write) -> Result<(), PngError> {
     let mut writer = encoder.write_header().map_err(encode)?;
     writer.write_image_data(&rgb).map_err(encode)?;
     writer.finish().map_err(encode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+
+    fn parse_file(rel: &str) -> Result<Array, PngError> {
+        parse(&std::fs::read(format!("{FIXTURES}{rel}")).unwrap())
+    }
+
+    #[test]
+    fn broken_pngs() {
+        assert!(matches!(
+            parse_file("broken/bad.png"),
+            Err(PngError::Decode(_))
+        ));
+        assert!(matches!(
+            parse_file("broken/cut.png"),
+            Err(PngError::Decode(_))
+        ));
+        assert!(matches!(
+            parse_file("broken/empty.npy"),
+            Err(PngError::Decode(_))
+        ));
+    }
+
+    fn chunk(png: &mut Vec<u8>, tag: &[u8; 4], data: &[u8]) {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = tag.to_vec();
+        body.extend_from_slice(data);
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    }
+
+    /// A PNG claiming a `width` x `height` 8-bit RGB image, with almost no
+    /// pixel data: what a decompression bomb or a lying header looks like.
+    fn ihdr_only(width: u32, height: u32) -> Vec<u8> {
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00]);
+        chunk(&mut png, b"IEND", &[]);
+        png
+    }
+
+    #[test]
+    fn size_claims_are_checked_before_allocating() {
+        let wide = (MAX_ROW_BYTES / RGB) as u32 + 1;
+        assert_eq!(
+            parse(&ihdr_only(wide, 1)),
+            Err(PngError::TooWide { width: wide })
+        );
+        assert_eq!(
+            parse(&ihdr_only(1000, 1_000_000)),
+            Err(PngError::TooLarge {
+                width: 1000,
+                height: 1_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn write_then_read_round_trip() {
+        let array = Array {
+            rows: 3,
+            leds: 5,
+            channels: 3,
+            data: (0..45).map(|i| (i * 5) as u8).collect(),
+        };
+        let mut out = Vec::new();
+        write_rgb(&array, &mut out).unwrap();
+        assert_eq!(parse(&out).unwrap(), array);
+    }
+
+    #[test]
+    fn rgbw_adds_white_saturating() {
+        let array = Array {
+            rows: 1,
+            leds: 2,
+            channels: 4,
+            data: vec![10, 20, 30, 5, 250, 0, 100, 10],
+        };
+        let mut out = Vec::new();
+        write_rgb(&array, &mut out).unwrap();
+        let back = parse(&out).unwrap();
+        assert_eq!((back.rows, back.leds, back.channels), (1, 2, 3));
+        assert_eq!(back.data, [15, 25, 35, 255, 10, 110]);
+    }
+
+    #[test]
+    fn write_rejects_inconsistent_arrays() {
+        for (rows, leds, channels, len) in [(0, 3, 3, 0), (1, 2, 3, 5), (1, 2, 2, 4)] {
+            let array = Array {
+                rows,
+                leds,
+                channels,
+                data: vec![0; len],
+            };
+            assert_eq!(
+                write_rgb(&array, Vec::new()),
+                Err(PngError::BadArray {
+                    rows,
+                    leds,
+                    channels,
+                    len
+                })
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_mutated_pngs(
+            file in prop::sample::select(vec!["rgb8.png", "palette.png", "rgb16.png", "grey1.png"]),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let mut bytes = std::fs::read(format!("{FIXTURES}png/{file}")).unwrap();
+            for (at, b) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            let _ = parse(&bytes);
+        }
+    }
 }
