@@ -135,7 +135,8 @@ impl Clock for MockClock {
     fn sleep_until(&mut self, deadline_ns: u64) {
         let late = self.late.swap(0, Ordering::SeqCst);
         let now = self.now.load(Ordering::SeqCst);
-        self.now.store(now.max(deadline_ns) + late, Ordering::SeqCst);
+        self.now
+            .store(now.max(deadline_ns) + late, Ordering::SeqCst);
     }
 }
 

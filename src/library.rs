@@ -302,9 +302,10 @@ impl Library {
     /// into it. A read past the end of the body is refused; a file that
     /// became shorter gives `UnexpectedEof`.
     pub fn read_body(&self, i: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let e = self.entries.get(i as usize).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no such array")
-        })?;
+        let e = self
+            .entries
+            .get(i as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such array"))?;
         match offset.checked_add(buf.len() as u64) {
             Some(end) if end <= e.body_len() => {}
             _ => {
@@ -336,14 +337,20 @@ impl Library {
     pub fn read_array(&self, i: u32) -> io::Result<Array> {
         let e = *self.entry(i);
         let len = usize::try_from(e.body_len()).map_err(|_| {
-            io::Error::new(io::ErrorKind::OutOfMemory, "array too large for this machine")
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "array too large for this machine",
+            )
         })?;
         let mut data = vec![0u8; len];
         self.read_body(i, 0, &mut data)?;
         if crc32fast::hash(&data) != e.body_crc {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("array {:?} fails its CRC (corrupt body; repack)", self.name(i)),
+                format!(
+                    "array {:?} fails its CRC (corrupt body; repack)",
+                    self.name(i)
+                ),
             ));
         }
         Ok(Array {
@@ -364,7 +371,11 @@ impl Library {
     }
     /// The longest row in bytes.
     pub fn max_row_bytes(&self) -> u64 {
-        self.entries.iter().map(|e| e.row_bytes()).max().unwrap_or(0)
+        self.entries
+            .iter()
+            .map(|e| e.row_bytes())
+            .max()
+            .unwrap_or(0)
     }
     /// The largest body minus its head rows: what a loader slot must hold
     /// for that array to avoid streaming through a ring.

@@ -158,7 +158,8 @@ impl Shared {
         let tail = lib.max_tail_bytes().min(MAX_SLOT_BYTES);
         // A slot must hold at least two rows so a ring can fill one while the
         // other is read.
-        let slot_bytes = crate::pack::format::page_align(tail.max(2 * lib.max_row_bytes()).max(1)) as usize;
+        let slot_bytes =
+            crate::pack::format::page_align(tail.max(2 * lib.max_row_bytes()).max(1)) as usize;
         let mut slots = Vec::with_capacity(SLOTS);
         for _ in 0..SLOTS {
             let mut mem = LockedBuf::new(slot_bytes)?;
@@ -284,7 +285,11 @@ impl PlayerSide {
         // not overwritten until `consumed` passes it, which happens below,
         // after the copy. The range is inside the slot (pos < cap_rows).
         unsafe {
-            std::ptr::copy_nonoverlapping(slot.ptr.add(pos * row_bytes), out.as_mut_ptr(), row_bytes);
+            std::ptr::copy_nonoverlapping(
+                slot.ptr.add(pos * row_bytes),
+                out.as_mut_ptr(),
+                row_bytes,
+            );
         }
         if ring {
             slot.consumed.store(r + 1, Release);
@@ -317,7 +322,10 @@ pub struct Loader {
 impl Loader {
     /// Start a loader for `lib`, reading bodies through `reader` (the
     /// library itself, or a fault injector in tests).
-    pub fn start(lib: Arc<Library>, reader: Arc<dyn BodyReader>) -> io::Result<(Loader, PlayerSide)> {
+    pub fn start(
+        lib: Arc<Library>,
+        reader: Arc<dyn BodyReader>,
+    ) -> io::Result<(Loader, PlayerSide)> {
         let shared = Arc::new(Shared::new(&lib)?);
         let s2 = shared.clone();
         let thread = thread::Builder::new()

@@ -318,7 +318,9 @@ impl<C: Clock> Player<C> {
         let deadline = self.ticker.deadline();
         self.clock.sleep_until(deadline);
         let woke = self.clock.now_ns();
-        self.stats.wake_latency.record(woke.saturating_sub(deadline));
+        self.stats
+            .wake_latency
+            .record(woke.saturating_sub(deadline));
 
         for _ in 0..COMMAND_BUDGET {
             match self.cmds.dequeue() {

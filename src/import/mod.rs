@@ -14,10 +14,6 @@ pub mod npy;
 pub mod npz;
 pub mod png;
 
-/// Largest row (leds * channels bytes) rowplay accepts: far beyond any
-/// SPI strip, small enough that a row always fits a loader slot.
-pub const MAX_ROW_BYTES: usize = 1 << 20;
-
 /// One array ready to be packed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Array {

@@ -37,6 +37,8 @@ pub const RECORD_HEADER: usize = 20;
 const QUEUE: usize = 64;
 /// Pause before retrying a failed write.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Attempts at a failing record after the player has stopped.
+const STOP_ATTEMPTS: u32 = 5;
 
 /// One frame on its way to the writer.
 pub struct Rec {
@@ -91,10 +93,20 @@ pub struct Recorder {
 impl Recorder {
     /// Start a writer for frames of up to `frame_bytes` bytes. With an
     /// encoder, `prepare` encodes pixels into the chip's wire bytes.
-    pub fn start(sink: impl Sink, frame_bytes: usize, encoder: Option<Encoder>) -> io::Result<Recorder> {
+    pub fn start(
+        sink: impl Sink,
+        frame_bytes: usize,
+        encoder: Option<Encoder>,
+    ) -> io::Result<Recorder> {
+        // heapless marks its MPMC queue deprecated because an operation can
+        // fail (not block) while another thread is preempted inside one.
+        // Both failures are handled here without waiting: a frame is counted
+        // as dropped, the writer retries on its next wake-up.
+        #[allow(deprecated)]
+        let (full, free) = (Queue::new(), Queue::new());
         let shared = Arc::new(Shared {
-            full: Queue::new(),
-            free: Queue::new(),
+            full,
+            free,
             stop: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -189,12 +201,17 @@ fn writer_loop(sh: &Shared, mut sink: impl Sink) {
     loop {
         match sh.full.dequeue() {
             Some(rec) => {
-                // Retry a failed write until it succeeds or we are told to
-                // stop; the player meanwhile drops frames, never waits.
+                // Retry a failed write until it succeeds; the player
+                // meanwhile drops frames, never waits. Once told to stop,
+                // give up on a record after a few more attempts.
+                let mut attempts_after_stop = 0;
                 while let Err(_e) = sink.write(&rec) {
                     sh.write_errors.fetch_add(1, Relaxed);
                     if sh.stop.load(SeqCst) {
-                        break;
+                        attempts_after_stop += 1;
+                        if attempts_after_stop > STOP_ATTEMPTS {
+                            break;
+                        }
                     }
                     thread::park_timeout(RETRY_PAUSE);
                 }
@@ -323,7 +340,12 @@ mod tests {
         .unwrap();
         for row in 0..10u32 {
             r.prepare(&[row as u8, 1, 2]);
-            r.send(&FrameMeta { t_ns: 0, array: 0, row }).unwrap();
+            r.send(&FrameMeta {
+                t_ns: 0,
+                array: 0,
+                row,
+            })
+            .unwrap();
         }
         r.finish();
         let got = got.lock().unwrap();
@@ -349,7 +371,12 @@ mod tests {
         let mut r = Recorder::start(Stuck(release.clone()), 3, None).unwrap();
         for row in 0..(QUEUE as u32 * 2) {
             r.prepare(&[0, 0, 0]);
-            r.send(&FrameMeta { t_ns: 0, array: 0, row }).unwrap();
+            r.send(&FrameMeta {
+                t_ns: 0,
+                array: 0,
+                row,
+            })
+            .unwrap();
         }
         // The writer holds at most one record, the queue the rest of the
         // buffers: everything beyond is dropped, none waited.
@@ -365,7 +392,12 @@ mod tests {
         let p = dir.join("c.bin");
         let mut r = Recorder::start(FileSink::create(&p).unwrap(), 6, None).unwrap();
         r.prepare(&[1, 2, 3, 4, 5, 6]);
-        r.send(&FrameMeta { t_ns: 9, array: 2, row: 5 }).unwrap();
+        r.send(&FrameMeta {
+            t_ns: 9,
+            array: 2,
+            row: 5,
+        })
+        .unwrap();
         r.prepare(&[7, 8, 9]);
         r.send(&FrameMeta {
             t_ns: 10,
@@ -376,7 +408,14 @@ mod tests {
         r.finish();
         let recs = parse_records(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(recs.len(), 2);
-        assert_eq!(recs[0].meta, FrameMeta { t_ns: 9, array: 2, row: 5 });
+        assert_eq!(
+            recs[0].meta,
+            FrameMeta {
+                t_ns: 9,
+                array: 2,
+                row: 5
+            }
+        );
         assert_eq!(recs[0].bytes, vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(recs[1].meta.array, u32::MAX);
         assert_eq!(recs[1].bytes, vec![7, 8, 9]);

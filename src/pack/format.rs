@@ -495,7 +495,7 @@ mod tests {
             head_rows: 8,
             flags: 0,
             count: 1,
-            index_offset: PAGE * 2,
+            index_offset: PAGE * 3,
             names_len: 1,
             heads_len: 8 * 3,
             heads_crc: 0,
@@ -510,7 +510,7 @@ mod tests {
         assert_eq!(&b[..8], b"ROWPACK\0");
         assert_eq!(&b[12..16], &[4, 3, 2, 1]);
         assert_eq!(parse_header(&b, h.file_len()), Ok(h));
-        assert_eq!(h.file_len(), 8192 + 32 + 1 + 24);
+        assert_eq!(h.file_len(), 12288 + 32 + 1 + 24);
     }
 
     #[test]
@@ -522,7 +522,10 @@ mod tests {
         assert_eq!(parse_header(&b, len), Err(FormatError::BadMagic));
         let mut b = h.to_bytes();
         b[8] = 2;
-        assert_eq!(parse_header(&b, len), Err(FormatError::UnsupportedVersion(2)));
+        assert_eq!(
+            parse_header(&b, len),
+            Err(FormatError::UnsupportedVersion(2))
+        );
         let mut b = h.to_bytes();
         b[12..16].copy_from_slice(&ENDIAN_MARK.to_be_bytes());
         assert_eq!(
@@ -538,8 +541,15 @@ mod tests {
         assert_eq!(parse_header(&b, len), Err(FormatError::UnknownFlags(6)));
         let b = Header { count: 0, ..h }.to_bytes();
         assert_eq!(parse_header(&b, len), Err(FormatError::BadCount(0)));
-        let b = Header { index_offset: 4100, ..h }.to_bytes();
-        assert_eq!(parse_header(&b, len), Err(FormatError::BadIndexOffset(4100)));
+        let b = Header {
+            index_offset: 4100,
+            ..h
+        }
+        .to_bytes();
+        assert_eq!(
+            parse_header(&b, len),
+            Err(FormatError::BadIndexOffset(4100))
+        );
         assert_eq!(
             parse_header(&h.to_bytes(), len - 1),
             Err(FormatError::WrongFileLength {
@@ -634,14 +644,23 @@ mod tests {
             "body offset not page-aligned after the header"
         );
         assert_eq!(
-            bad(entry(PAGE * 2, 0, 1), b"a"),
+            bad(entry(PAGE * 3, 0, 1), b"a"),
             "body extends past the index"
         );
-        assert_eq!(bad(entry(PAGE, 1, 1), b"a"), "name outside the names section");
+        assert_eq!(
+            bad(entry(PAGE, 1, 1), b"a"),
+            "name outside the names section"
+        );
         assert_eq!(bad(entry(PAGE, 0, 1), &[0xff]), "name is not UTF-8 text");
         assert_eq!(bad(entry(PAGE, 0, 1), b"\n"), "name is not UTF-8 text");
         assert_eq!(
-            bad(Entry { channels: 5, ..entry(PAGE, 0, 1) }, b"a"),
+            bad(
+                Entry {
+                    channels: 5,
+                    ..entry(PAGE, 0, 1)
+                },
+                b"a"
+            ),
             "channels is not 3 or 4"
         );
     }
