@@ -1,1 +1,257 @@
-//! (being written)
+//! Command-line definitions (clap). Raw arguments only: settings are
+//! resolved against the config file in [`crate::app`].
+
+use crate::output::chip::ChipKind;
+use crate::player::Order;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Play pre-rendered pixel arrays row by row onto LED strips at an exact
+/// frame rate, from a library of any size.
+#[derive(Parser, Debug)]
+#[command(name = "rowplay", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Pack .npy/.npz/.png files and folders into one .rowpack.
+    Pack(PackArgs),
+    /// List the arrays in a pack.
+    Inspect(InspectArgs),
+    /// Check every CRC in a pack.
+    Verify(VerifyArgs),
+    /// Write one array back as a standard .npy.
+    Export(ExportArgs),
+    /// Draw one array as a PNG (rows down, LEDs across).
+    Render(RenderArgs),
+    /// Play a pack (or folder/files, packed on the fly; or the built-in demo).
+    Play(Box<PlayArgs>),
+    /// Send a command to a running player.
+    Ctl(CtlArgs),
+    /// Hardware checks on the Pi.
+    Selftest(SelftestArgs),
+    /// Measure library open time and first-row latency of a pack.
+    Bench(BenchArgs),
+}
+
+/// `--float-max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FloatMaxArg {
+    /// Floats are 0..1.
+    #[value(name = "1")]
+    One,
+    /// Floats are 0..255.
+    #[value(name = "255")]
+    Full,
+}
+
+/// `rowplay pack`.
+#[derive(Args, Debug)]
+pub struct PackArgs {
+    /// Files (.npy, .npz, .png) or folders (walked recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The pack to write.
+    #[arg(short = 'o', long = "output", value_name = "OUT.rowpack")]
+    pub output: PathBuf,
+    /// Rows of every array kept in memory for instant start.
+    #[arg(long, default_value_t = crate::pack::format::DEFAULT_HEAD_ROWS, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub head_rows: u32,
+    /// Store arrays transposed, to play column by column.
+    #[arg(long)]
+    pub by_column: bool,
+    /// What float arrays' full scale is.
+    #[arg(long, value_enum, default_value = "1")]
+    pub float_max: FloatMaxArg,
+    /// Pack the good inputs and list the bad ones instead of failing.
+    #[arg(long)]
+    pub skip_bad: bool,
+}
+
+/// `rowplay inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The pack.
+    pub lib: PathBuf,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rowplay verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The pack.
+    pub lib: PathBuf,
+}
+
+/// `rowplay export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The pack.
+    pub lib: PathBuf,
+    /// Array name.
+    pub name: String,
+    /// The .npy to write.
+    #[arg(short = 'o', long = "output", value_name = "OUT.npy")]
+    pub output: PathBuf,
+}
+
+/// `rowplay render`.
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// The pack.
+    pub lib: PathBuf,
+    /// Array name.
+    pub name: String,
+    /// The .png to write.
+    #[arg(short = 'o', long = "output", value_name = "OUT.png")]
+    pub output: PathBuf,
+}
+
+/// Which clock the player runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClockArg {
+    /// CLOCK_MONOTONIC with absolute deadlines.
+    Monotonic,
+    /// Frames advance only on `step N` socket commands (for tests).
+    Step,
+}
+
+/// `rowplay play`.
+#[derive(Args, Debug)]
+pub struct PlayArgs {
+    /// A .rowpack, or a folder / .npy / .npz / .png packed on the fly.
+    /// Default: the config's `library`, else the built-in demo.
+    pub source: Option<PathBuf>,
+    /// Frames per second.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub fps: Option<u32>,
+    /// Stop after this many frames.
+    #[arg(long)]
+    pub frames: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Array to start with.
+    #[arg(long, value_name = "NAME")]
+    pub start: Option<String>,
+    /// Arrays to play in order.
+    #[arg(long, value_name = "NAME[,NAME...]", value_delimiter = ',')]
+    pub playlist: Option<Vec<String>>,
+    /// What happens at the end of the playlist.
+    #[arg(long, value_enum)]
+    pub order: Option<Order>,
+    /// Strip length (default: config, else the widest array).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub leds: Option<u32>,
+    /// Brightness 0..1.
+    #[arg(long)]
+    pub brightness: Option<f32>,
+    /// Gamma (1.0 = off; 2.2 by default when a chip is configured).
+    #[arg(long)]
+    pub gamma: Option<f32>,
+    /// term, null, capture:PATH, wire:PATH or spi.
+    #[arg(long, value_name = "KIND[:ARG]")]
+    pub output: Option<String>,
+    /// Control socket path.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Write statistics as JSON here at exit.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+    /// SCHED_FIFO priority of the frame loop (0 = do not ask).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=99))]
+    pub rt_priority: Option<u32>,
+    /// Fail instead of warning when SCHED_FIFO or mlock is refused.
+    #[arg(long)]
+    pub require_rt: bool,
+    /// TOML config (default /etc/rowplay/config.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Board profile (see boards/), e.g. pi-zero.
+    #[arg(long, value_name = "NAME")]
+    pub board: Option<String>,
+    /// LED chip.
+    #[arg(long, value_enum)]
+    pub chip: Option<ChipKind>,
+    /// Order the colour bytes go on the wire, e.g. GRB.
+    #[arg(long, value_name = "ORDER")]
+    pub color_order: Option<String>,
+    /// SPI clock in Hz.
+    #[arg(long, value_name = "HZ")]
+    pub spi_hz: Option<u32>,
+    /// Supply budget in mA for the current limiter.
+    #[arg(long, value_name = "MA")]
+    pub max_current: Option<u32>,
+    /// Most bytes the heads may lock (default: a quarter of RAM).
+    #[arg(long, value_name = "BYTES")]
+    pub heads_budget: Option<u64>,
+    /// Clock for the frame loop (`step` is for tests).
+    #[arg(long, value_enum, default_value = "monotonic", hide = true)]
+    pub clock: ClockArg,
+}
+
+/// `rowplay ctl`.
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// Control socket path (default: the player's default locations).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print `status` as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The command, e.g. `play wave_17`, `next`, `status`.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `rowplay selftest`.
+#[derive(Args, Debug)]
+pub struct SelftestArgs {
+    /// `spi` (MOSI-MISO loopback) or `leds` (a slow colour walk).
+    #[arg(value_enum)]
+    pub what: SelftestKind,
+    /// TOML config (default /etc/rowplay/config.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// LED chip.
+    #[arg(long, value_enum)]
+    pub chip: Option<ChipKind>,
+    /// Strip length.
+    #[arg(long)]
+    pub leds: Option<u32>,
+    /// SPI clock in Hz.
+    #[arg(long, value_name = "HZ")]
+    pub spi_hz: Option<u32>,
+    /// Frames to send for the loopback test.
+    #[arg(long, default_value_t = 100)]
+    pub frames: usize,
+}
+
+/// What `selftest` checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SelftestKind {
+    /// Loopback through a MOSI-MISO jumper.
+    Spi,
+    /// A slow walk of R, G, B and white along the strip.
+    Leds,
+}
+
+/// `rowplay bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The pack.
+    pub lib: PathBuf,
+    /// Random jumps to measure.
+    #[arg(long, default_value_t = 1000)]
+    pub jumps: usize,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

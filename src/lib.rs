@@ -15,8 +15,10 @@
 //!   outputs (terminal, capture file, wire file).
 //! - [`control`] is the socket protocol and command queue, [`config`] the
 //!   TOML configuration and [`board`] the built-in board profiles.
-//! - [`demo`] generates the built-in demo library.
+//! - [`demo`] generates the built-in demo library; [`app`] runs the
+//!   subcommands that [`cli`] defines.
 
+pub mod app;
 pub mod board;
 pub mod buttons;
 pub mod cli;

@@ -18,16 +18,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// How to open a library.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct OpenOptions {
     /// Most bytes the heads may take; `None` = a quarter of physical RAM.
     pub heads_budget: Option<u64>,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions { heads_budget: None }
-    }
 }
 
 /// Why a library could not be opened.

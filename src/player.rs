@@ -356,6 +356,10 @@ impl<C: Clock> Player<C> {
         if self.out.send(&meta).is_err() {
             Stats::bump(&self.stats.output_errors);
         }
+        self.stats.output_dropped.store(self.out.dropped(), Relaxed);
+        self.stats
+            .output_write_errors
+            .store(self.out.write_errors(), Relaxed);
         if t.saturating_sub(deadline) > self.ticker.period() / 4 {
             Stats::bump(&self.stats.deadline_misses);
         }

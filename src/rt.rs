@@ -187,6 +187,11 @@ pub fn peak_rss_bytes() -> u64 {
     proc_status_kb("VmHWM:") * 1024
 }
 
+/// Memory locked in RAM by this process, in bytes (VmLck).
+pub fn locked_bytes() -> u64 {
+    proc_status_kb("VmLck:") * 1024
+}
+
 /// Current resident set size, in bytes (VmRSS).
 pub fn rss_bytes() -> u64 {
     proc_status_kb("VmRSS:") * 1024

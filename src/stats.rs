@@ -117,6 +117,10 @@ pub struct Stats {
     pub skipped_ticks: AtomicU64,
     /// Output writes that failed.
     pub output_errors: AtomicU64,
+    /// Frames the output's background writer could not take.
+    pub output_dropped: AtomicU64,
+    /// Write errors of the output's background writer (full disk).
+    pub output_write_errors: AtomicU64,
     /// Commands applied.
     pub commands: AtomicU64,
     /// Arrays skipped because their body was bad.

@@ -64,6 +64,8 @@ impl fmt::Display for OutputError {
     }
 }
 
+impl std::error::Error for OutputError {}
+
 /// A place frames go to. See the module docs for the two-step contract.
 pub trait Output: Send {
     /// Take the pixels of the next frame (after the colour pipeline, the

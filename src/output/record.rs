@@ -307,10 +307,12 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    type Got = Arc<Mutex<Vec<(u32, Vec<u8>)>>>;
+
     /// A sink that fails its first `fail` writes, then records.
     struct Flaky {
         fail: u32,
-        got: Arc<Mutex<Vec<(u32, Vec<u8>)>>>,
+        got: Got,
     }
     impl Sink for Flaky {
         fn write(&mut self, rec: &Rec) -> io::Result<()> {
