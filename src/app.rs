@@ -283,7 +283,13 @@ fn cmd_render(a: cli::RenderArgs) -> Result<(), Fail> {
     })
 }
 
-fn cmd_ctl(a: cli::CtlArgs) -> Result<(), Fail> {
+fn cmd_ctl(mut a: cli::CtlArgs) -> Result<(), Fail> {
+    // `ctl status --json`: the flag may come after the command words, which
+    // clap hands over as part of the command.
+    if let Some(i) = a.command.iter().position(|w| w == "--json") {
+        a.command.remove(i);
+        a.json = true;
+    }
     let line = a.command.join(" ");
     let reply = control::ctl(a.socket.as_deref(), &line).map_err(|e| Fail(vec![e]))?;
     if let Some(e) = reply.strip_prefix("error: ") {
@@ -593,7 +599,7 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
     let cmds = Arc::new(new_command_queue());
     let retired = Arc::new(new_retired_queue());
     let bundle = Box::new(Bundle::new(lib.clone(), items)?);
-    let step = (a.clock == cli::ClockArg::Step).then(StepClock::new);
+    let step = (a.clock == cli::ClockArg::Step).then(|| StepClock::new(stop.clone()));
     let mut ctl = Control::new(
         cmds.clone(),
         retired.clone(),

@@ -149,12 +149,17 @@ pub struct StepClock {
     now: Arc<AtomicU64>,
     granted: Arc<AtomicU64>,
     taken: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl StepClock {
-    /// A new clock at 0 with no ticks granted.
-    pub fn new() -> StepClock {
-        StepClock::default()
+    /// A new clock at 0 with no ticks granted. A sleep also ends when `stop`
+    /// is set, so that a stopping player is not left waiting for a grant.
+    pub fn new(stop: Arc<std::sync::atomic::AtomicBool>) -> StepClock {
+        StepClock {
+            stop,
+            ..StepClock::default()
+        }
     }
     /// Allow `n` more frames.
     pub fn grant(&self, n: u64) {
@@ -172,6 +177,9 @@ impl Clock for StepClock {
     }
     fn sleep_until(&mut self, deadline_ns: u64) {
         while self.granted.load(Ordering::SeqCst) <= self.taken {
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         self.taken += 1;
@@ -233,7 +241,8 @@ mod tests {
 
     #[test]
     fn step_clock_waits_for_grants() {
-        let c = StepClock::new();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c = StepClock::new(stop.clone());
         let mut p = c.clone();
         let h = std::thread::spawn(move || {
             p.sleep_until(5);
@@ -242,5 +251,10 @@ mod tests {
         });
         c.grant(2);
         assert_eq!(h.join().unwrap(), 10);
+        // with no grant left, a stop ends the wait
+        let mut p = c.clone();
+        let h = std::thread::spawn(move || p.sleep_until(20));
+        stop.store(true, Ordering::SeqCst);
+        h.join().unwrap();
     }
 }

@@ -1,0 +1,508 @@
+//! The frame loop in-process, on a mock clock.
+
+use crate::util::*;
+use rowplay::clock::MockClock;
+use rowplay::color::{ColorSettings, Pipeline};
+use rowplay::library::Library;
+use rowplay::output::{FrameMeta, Output, OutputError, ALL_OFF};
+use rowplay::player::{
+    Bundle, Command, CommandQueue, Order, Player, PlayerConfig, PlaylistItem, RetiredQueue,
+};
+use rowplay::stats::Stats;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex};
+
+const PERIOD: u64 = 20_000_000;
+
+/// Every frame sent, with its pixels.
+type Frames = Arc<Mutex<Vec<(FrameMeta, Vec<u8>)>>>;
+
+/// Records every frame sent.
+#[derive(Clone, Default)]
+struct Cap {
+    frames: Frames,
+    pending: Vec<u8>,
+    fail_every: Option<u64>,
+    sent: u64,
+}
+
+impl Output for Cap {
+    fn prepare(&mut self, pixels: &[u8]) {
+        self.pending.clear();
+        self.pending.extend_from_slice(pixels);
+    }
+    fn send(&mut self, meta: &FrameMeta) -> Result<(), OutputError> {
+        self.sent += 1;
+        self.frames
+            .lock()
+            .unwrap()
+            .push((*meta, self.pending.clone()));
+        match self.fail_every {
+            Some(n) if self.sent % n == 0 => Err(OutputError::Io(libc::EIO)),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct Rig {
+    player: Player<MockClock>,
+    clock: MockClock,
+    cmds: Arc<CommandQueue>,
+    retired: Arc<RetiredQueue>,
+    stats: Arc<Stats>,
+    frames: Frames,
+    lib: Arc<Library>,
+    _dir: tempfile::TempDir,
+}
+
+fn queues() -> (Arc<CommandQueue>, Arc<RetiredQueue>) {
+    (
+        Arc::new(rowplay::app::new_command_queue()),
+        Arc::new(rowplay::app::new_retired_queue()),
+    )
+}
+
+fn rig(arrays: Vec<rowplay::import::NamedArray>, playlist: &[&str], order: Order, out: Cap) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pack(dir.path(), arrays, 8);
+    let lib = Arc::new(Library::open(&p, &Default::default()).unwrap());
+    let items = playlist
+        .iter()
+        .map(|n| PlaylistItem::once(lib.find(n).unwrap()))
+        .collect();
+    let bundle = Box::new(Bundle::new(lib.clone(), items).unwrap());
+    let clock = MockClock::new(1_000_000_000);
+    let (cmds, retired) = queues();
+    let stats = Arc::new(Stats::default());
+    let frames = out.frames.clone();
+    let leds = lib.max_leds() as usize;
+    let player = Player::new(
+        bundle,
+        clock.clone(),
+        Box::new(out),
+        Pipeline::new(ColorSettings::default(), 3),
+        cmds.clone(),
+        retired.clone(),
+        stats.clone(),
+        Arc::new(AtomicBool::new(false)),
+        PlayerConfig {
+            fps: 50,
+            leds,
+            order,
+            max_frames: None,
+            start: None,
+            seed: 7,
+        },
+    );
+    Rig {
+        player,
+        clock,
+        cmds,
+        retired,
+        stats,
+        frames,
+        lib,
+        _dir: dir,
+    }
+}
+
+/// Run frames; between frames give the loader real time, as the 20 ms
+/// period would, so that rows beyond the heads are normally ready.
+fn run(r: &mut Rig, n: u64) {
+    for _ in 0..n {
+        r.player.run_frames(1);
+        std::thread::sleep(std::time::Duration::from_micros(300));
+    }
+}
+
+/// (array, row) of each frame after the start-up blank, with repeated
+/// frames (counted underruns) collapsed; asserts the repeats were counted.
+fn shown(r: &Rig) -> Vec<(u32, u32)> {
+    let f = r.frames.lock().unwrap();
+    assert_eq!(
+        f[0].0.array, ALL_OFF,
+        "the strip is blanked before the first frame"
+    );
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    let mut repeats = 0;
+    for (m, _) in &f[1..] {
+        let x = (m.array, m.row);
+        if out.last() == Some(&x) && m.array != ALL_OFF {
+            repeats += 1;
+        } else {
+            out.push(x);
+        }
+    }
+    assert_eq!(
+        repeats,
+        r.stats.underruns.load(Relaxed),
+        "repeated frames are exactly the underruns"
+    );
+    out
+}
+
+fn rows_of(a: u32, n: u32) -> Vec<(u32, u32)> {
+    (0..n).map(|r| (a, r)).collect()
+}
+
+#[test]
+fn a_playlist_plays_every_row_once_in_order_then_goes_dark() {
+    let arrays = vec![
+        named("a", 1, 30, 4),
+        named("b", 2, 5, 4),
+        named("c", 3, 12, 4),
+    ];
+    let mut r = rig(arrays, &["c", "a", "b"], Order::Once, Cap::default());
+    r.player.start();
+    run(&mut r, 30 + 5 + 12 + 10);
+    let (a, b, c) = (
+        r.lib.find("a").unwrap(),
+        r.lib.find("b").unwrap(),
+        r.lib.find("c").unwrap(),
+    );
+    let mut want = rows_of(c, 12);
+    want.extend(rows_of(a, 30));
+    want.extend(rows_of(b, 5));
+    want.push((ALL_OFF, 0));
+    let got = shown(&r);
+    // After the last row the strip stays dark (one collapsed entry per dark frame run).
+    assert_eq!(&got[..want.len() - 1], &want[..want.len() - 1]);
+    assert!(
+        got[want.len() - 1..].iter().all(|x| x.0 == ALL_OFF),
+        "{:?}",
+        &got[want.len() - 1..]
+    );
+    // The pixels are the array's: frame of (a, 20) carries row 20 of a.
+    let f = r.frames.lock().unwrap();
+    let (_, px) = f.iter().find(|(m, _)| m.array == a && m.row == 20).unwrap();
+    assert_eq!(px[..12], array(1, 30, 4, 3).data[20 * 12..21 * 12]);
+}
+
+#[test]
+fn without_a_playlist_the_array_loops() {
+    let mut r = rig(vec![named("x", 1, 10, 2)], &[], Order::Loop, Cap::default());
+    r.player.start();
+    run(&mut r, 25);
+    let got = shown(&r);
+    let want: Vec<(u32, u32)> = (0..got.len() as u32).map(|i| (0, i % 10)).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_switch_shows_row_0_of_the_target_on_the_next_frame() {
+    let arrays = vec![named("a", 1, 40, 3), named("b", 2, 40, 3)];
+    let mut r = rig(arrays, &[], Order::Loop, Cap::default());
+    r.player.start();
+    run(&mut r, 5);
+    let b = r.lib.find("b").unwrap();
+    assert!(r.cmds.enqueue(Command::Play(b)).is_ok());
+    run(&mut r, 15);
+    let f = r.frames.lock().unwrap();
+    // frames 1..=5 are a's rows 0..4; frame 6 is b's row 0, then b continues
+    assert_eq!((f[6].0.array, f[6].0.row), (b, 0));
+    let after: Vec<u32> = f[6..].iter().map(|x| x.0.row).collect();
+    let mut prev = 0;
+    for (i, row) in after.iter().enumerate().skip(1) {
+        assert!(
+            *row == prev + 1 || *row == prev,
+            "rows of b jump at {i}: {after:?}"
+        );
+        prev = *row;
+    }
+    assert_eq!(r.stats.switches.load(Relaxed), 1);
+}
+
+#[test]
+fn play_restarts_the_current_array_at_row_0() {
+    let mut r = rig(vec![named("a", 1, 40, 3)], &[], Order::Loop, Cap::default());
+    r.player.start();
+    run(&mut r, 12);
+    assert!(r.cmds.enqueue(Command::Play(0)).is_ok());
+    run(&mut r, 1);
+    let f = r.frames.lock().unwrap();
+    assert_eq!(f.last().unwrap().0.row, 0);
+}
+
+#[test]
+fn stop_goes_dark_pause_holds_resume_continues() {
+    let mut r = rig(vec![named("a", 1, 40, 3)], &[], Order::Loop, Cap::default());
+    r.player.start();
+    run(&mut r, 3);
+    r.cmds.enqueue(Command::Pause).ok();
+    run(&mut r, 4);
+    r.cmds.enqueue(Command::Resume).ok();
+    run(&mut r, 2);
+    r.cmds.enqueue(Command::Stop).ok();
+    run(&mut r, 3);
+    let f = r.frames.lock().unwrap();
+    let rows: Vec<(u32, u32)> = f[1..].iter().map(|x| (x.0.array, x.0.row)).collect();
+    // rows 0,1,2; paused on 2 (4 frames); resume: 3, 4; stop: dark
+    assert_eq!(
+        rows,
+        vec![
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (0, 2),
+            (0, 2),
+            (0, 2),
+            (0, 2),
+            (0, 3),
+            (0, 4),
+            (ALL_OFF, 0),
+            (ALL_OFF, 0),
+            (ALL_OFF, 0)
+        ]
+    );
+    assert!(
+        f.last().unwrap().1.iter().all(|&b| b == 0),
+        "stop sends all-off pixels"
+    );
+}
+
+#[test]
+fn brightness_scales_the_next_frame() {
+    let mut r = rig(vec![named("a", 1, 4, 2)], &[], Order::Loop, Cap::default());
+    r.player.start();
+    run(&mut r, 1);
+    r.cmds.enqueue(Command::SetBrightness(0.5)).ok();
+    run(&mut r, 1);
+    let f = r.frames.lock().unwrap();
+    let src = &array(1, 4, 2, 3).data[6..12];
+    let got = &f[2].1;
+    for (g, s) in got.iter().zip(src) {
+        assert!(
+            (*g as i32 - (*s as i32 + 1) / 2).abs() <= 1,
+            "{got:?} vs {src:?}"
+        );
+    }
+    assert_eq!(r.stats.brightness_milli.load(Relaxed), 500);
+}
+
+#[test]
+fn a_late_wake_is_a_miss_and_skips_ticks_but_never_rows() {
+    let mut r = rig(vec![named("a", 1, 50, 2)], &[], Order::Loop, Cap::default());
+    r.player.start();
+    run(&mut r, 3);
+    // 6 ms late: past a quarter period (5 ms) -> one miss, no tick skipped.
+    r.clock.make_next_wake_late(6_000_000);
+    run(&mut r, 1);
+    assert_eq!(r.stats.deadline_misses.load(Relaxed), 1);
+    assert_eq!(r.stats.skipped_ticks.load(Relaxed), 0);
+    // 45 ms late: deadlines +20 and +40 ms are gone; the next frame is on
+    // the original grid, with the next row.
+    r.clock.make_next_wake_late(45_000_000);
+    run(&mut r, 2);
+    assert_eq!(r.stats.deadline_misses.load(Relaxed), 2);
+    assert_eq!(r.stats.skipped_ticks.load(Relaxed), 2);
+    run(&mut r, 5);
+    let f = r.frames.lock().unwrap();
+    let t0 = f[1].0.t_ns;
+    let offsets: Vec<u64> = f[1..].iter().map(|x| x.0.t_ns - t0).collect();
+    let ms = |k: u64| k * PERIOD;
+    assert_eq!(
+        offsets,
+        vec![
+            0,
+            ms(1),
+            ms(2),
+            ms(3) + 6_000_000,
+            ms(4) + 45_000_000,
+            ms(7),
+            ms(8),
+            ms(9),
+            ms(10),
+            ms(11),
+            ms(12)
+        ],
+        "frames stay on the grid; no catch-up burst"
+    );
+    let rows: Vec<u32> = f[1..].iter().map(|x| x.0.row).collect();
+    assert_eq!(
+        rows,
+        (0..11).collect::<Vec<_>>(),
+        "each row shown once, in order"
+    );
+}
+
+#[test]
+fn output_errors_are_counted_and_playback_goes_on() {
+    let out = Cap {
+        fail_every: Some(3),
+        ..Default::default()
+    };
+    let mut r = rig(vec![named("a", 1, 6, 2)], &[], Order::Loop, out);
+    r.player.start();
+    run(&mut r, 12);
+    assert_eq!(r.stats.output_errors.load(Relaxed), 4); // sends 3, 6, 9, 12 of 13 (the blank is #1)
+    assert_eq!(r.stats.frames.load(Relaxed), 12);
+    assert_eq!(shown(&r).len(), 12);
+}
+
+#[test]
+fn reload_swaps_the_library_at_a_frame_boundary() {
+    let mut r = rig(
+        vec![named("a", 1, 40, 2), named("b", 2, 40, 2)],
+        &[],
+        Order::Loop,
+        Cap::default(),
+    );
+    r.player.start();
+    run(&mut r, 3);
+    // A new pack where "a" has different content and another index.
+    let dir2 = tempfile::tempdir().unwrap();
+    let p2 = pack(
+        dir2.path(),
+        vec![named("0first", 5, 10, 2), named("a", 9, 40, 2)],
+        8,
+    );
+    let lib2 = Arc::new(Library::open(&p2, &Default::default()).unwrap());
+    let b2 = Bundle::new(lib2.clone(), vec![]).unwrap();
+    assert!(r.cmds.enqueue(Command::Swap(Box::new(b2))).is_ok());
+    run(&mut r, 2);
+    let f = r.frames.lock().unwrap();
+    // it restarts "a" of the new pack (index 1 there) at row 0
+    assert_eq!((f[4].0.array, f[4].0.row), (1, 0));
+    assert_eq!(f[4].1[..6], array(9, 40, 2, 3).data[..6]);
+    assert_eq!(r.stats.reloads.load(Relaxed), 1);
+    // The old bundle came back to be dropped outside the loop.
+    assert!(r.retired.dequeue().is_some());
+}
+
+// ---- the loop never allocates -------------------------------------------
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts allocations made by a thread that has switched counting on.
+struct CountingAlloc;
+
+// SAFETY: defers to the system allocator; counting has no effect on memory.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+#[test]
+fn the_frame_loop_never_allocates() {
+    // A null output: the test's recording output allocates by design.
+    struct Null;
+    impl Output for Null {
+        fn prepare(&mut self, _: &[u8]) {}
+        fn send(&mut self, _: &FrameMeta) -> Result<(), OutputError> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let arrays = (0..6)
+        .map(|i| named(&format!("a{i}"), i, 20 + i * 7, 3 + i))
+        .collect();
+    let p = pack(dir.path(), arrays, 8);
+    let lib = Arc::new(Library::open(&p, &Default::default()).unwrap());
+    let items = vec![
+        PlaylistItem::once(2),
+        PlaylistItem {
+            array: 4,
+            repeat: 2,
+            frames: None,
+        },
+        PlaylistItem {
+            array: 1,
+            repeat: 1,
+            frames: Some(30),
+        },
+    ];
+    let (cmds, retired) = queues();
+    let stats = Arc::new(Stats::default());
+    let mut pl = Player::new(
+        Box::new(Bundle::new(lib.clone(), items).unwrap()),
+        MockClock::new(0),
+        Box::new(Null),
+        Pipeline::new(
+            ColorSettings {
+                gamma: 2.2,
+                max_current_ma: Some(100),
+                ..Default::default()
+            },
+            4,
+        ),
+        cmds.clone(),
+        retired.clone(),
+        stats.clone(),
+        Arc::new(AtomicBool::new(false)),
+        PlayerConfig {
+            fps: 50,
+            leds: 10,
+            order: Order::Shuffle,
+            max_frames: None,
+            start: None,
+            seed: 3,
+        },
+    );
+    pl.start();
+    // Made outside the loop, handed in through the queue.
+    let other = Box::new(Bundle::new(lib.clone(), vec![PlaylistItem::once(0)]).unwrap());
+    let script: Vec<(u64, Command)> = vec![
+        (100, Command::Play(3)),
+        (200, Command::Next),
+        (300, Command::Prev),
+        (400, Command::SetBrightness(0.3)),
+        (500, Command::Pause),
+        (600, Command::AddBrightness(0.2)),
+        (700, Command::Resume),
+        (800, Command::Stop),
+        (900, Command::Resume),
+        (1000, Command::Swap(other)),
+        (1500, Command::Play(5)),
+    ];
+    let mut script = script.into_iter().peekable();
+    ALLOCS.store(0, SeqCst);
+    for frame in 0..3000u64 {
+        // Enqueueing happens here, outside the counted region, as the
+        // control thread would do it.
+        while script.peek().is_some_and(|(at, _)| *at == frame) {
+            let (_, c) = script.next().unwrap();
+            assert!(cmds.enqueue(c).is_ok());
+        }
+        COUNTING.with(|c| c.set(true));
+        pl.run_frames(1);
+        COUNTING.with(|c| c.set(false));
+        if frame % 64 == 0 {
+            std::thread::yield_now(); // let the loader work
+        }
+    }
+    assert_eq!(
+        ALLOCS.load(SeqCst),
+        0,
+        "the frame loop allocated or freed memory"
+    );
+    assert_eq!(stats.frames.load(Relaxed), 3000);
+    assert_eq!(stats.commands.load(Relaxed), 11);
+    assert!(retired.dequeue().is_some());
+}
