@@ -57,6 +57,8 @@ impl TermSink {
         // Wider strips than the terminal: average groups of LEDs per cell.
         let per_cell = leds.div_ceil(self.cols).max(1);
         let cells = leds.div_ceil(per_cell);
+        // Narrow strips: two columns per LED, which reads as a square block.
+        let block = if cells * 2 <= self.cols { "  " } else { " " };
         for cell in 0..cells {
             let (mut r, mut g, mut b, mut n) = (0u32, 0u32, 0u32, 0u32);
             for led in cell * per_cell..((cell + 1) * per_cell).min(leds) {
@@ -69,7 +71,7 @@ impl TermSink {
                 n += 1;
             }
             let n = n.max(1);
-            let _ = write!(self.line, "\x1b[48;2;{};{};{}m ", r / n, g / n, b / n);
+            let _ = write!(self.line, "\x1b[48;2;{};{};{}m{block}", r / n, g / n, b / n);
         }
         self.line.push_str("\x1b[0m ");
         if rec.meta.array == ALL_OFF {
@@ -103,4 +105,57 @@ impl Sink for TermSink {
 /// Start a terminal preview output.
 pub fn start(channels: usize, leds: usize, lib: Arc<Mutex<Arc<Library>>>) -> io::Result<Recorder> {
     Recorder::start(TermSink::new(channels, lib), leds * channels, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::{Array, NamedArray};
+    use crate::output::FrameMeta;
+
+    #[test]
+    fn a_frame_becomes_coloured_cells_and_a_label() {
+        let dir = std::env::temp_dir().join(format!("rowplay-term-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("t.rowpack");
+        let a = NamedArray {
+            name: "wave".into(),
+            array: Array {
+                rows: 1,
+                leds: 2,
+                channels: 3,
+                data: vec![0; 6],
+            },
+        };
+        crate::pack::pack_arrays(vec![a], &p, &Default::default()).unwrap();
+        let lib = Arc::new(Library::open(&p, &Default::default()).unwrap());
+        let mut t = TermSink::new(4, Arc::new(Mutex::new(lib)));
+        t.cols = 80;
+        let rec = Rec {
+            meta: FrameMeta {
+                t_ns: 0,
+                array: 0,
+                row: 7,
+            },
+            len: 8,
+            // RGBW: white is added to each colour for display
+            buf: vec![255, 0, 0, 0, 10, 20, 30, 5].into_boxed_slice(),
+        };
+        t.format(&rec);
+        assert_eq!(
+            t.line,
+            "\x1b[48;2;255;0;0m  \x1b[48;2;15;25;35m  \x1b[0m wave 7"
+        );
+        let off = Rec {
+            meta: FrameMeta {
+                t_ns: 0,
+                array: ALL_OFF,
+                row: 0,
+            },
+            ..rec
+        };
+        t.format(&off);
+        assert!(t.line.ends_with("(off)"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
