@@ -500,3 +500,63 @@ fn refused_realtime_warns_and_require_rt_fails() {
     assert_clean_error(&o, 1);
     assert!(stderr(&o).contains("refused"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_pack_truncated_in_place_while_playing_is_survived_and_recovered_by_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        write_npy(&src.join(format!("{n}.npy")), &array(i as u32, 100, 4, 3));
+    }
+    let lib = dir.path().join("lib.rowpack");
+    assert!(
+        rowplay(&["pack", src.to_str().unwrap(), "-o", lib.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let p = Playing::start_on(dir, &lib, &[]);
+    p.step(3);
+    // A careless `cp` truncates the pack in place.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lib)
+        .unwrap()
+        .set_len(5000)
+        .unwrap();
+    assert_eq!(p.ctl("play c"), "ok");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while p.status()["skipped_arrays"] == 0 {
+        p.step(1);
+        assert!(
+            Instant::now() < deadline,
+            "the unreadable array was never skipped"
+        );
+    }
+    let st = p.status();
+    assert!(st["read_errors"].as_u64().unwrap() >= 1, "{st}");
+    assert_eq!(st["state"], "playing");
+    // A reload of the broken pack is refused with a reason; playback goes on.
+    let r = p.ctl("reload");
+    assert!(r.starts_with("error: ") && r.contains("5000 bytes"), "{r}");
+    p.step(2);
+    // Repacked properly: reload recovers.
+    assert!(
+        rowplay(&["pack", src.to_str().unwrap(), "-o", lib.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(p.ctl("reload"), "ok");
+    p.step(1);
+    assert_eq!(p.status()["reloads"], 1);
+    assert_eq!(p.ctl("play c"), "ok");
+    p.step(30);
+    let (status, err, recs, stats) = p.finish();
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("panicked"));
+    // After recovery c plays past its head rows again.
+    let last = &recs[recs.len() - 2];
+    assert_eq!(last.meta.array, 2);
+    assert!(last.meta.row >= 8, "row {}", last.meta.row);
+    assert!(stats["frames"].as_u64().unwrap() > 30);
+}
