@@ -707,6 +707,20 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
         seed: crate::clock::monotonic_ns(),
     };
 
+    // Everything is set up: say what playback pins in memory.
+    let slots = bundle.loader.shared().clone();
+    eprintln!(
+        "rowplay: {} arrays from {}; memory pinned for playback: heads {} + slots {}{}",
+        lib.len(),
+        pack_path.display(),
+        human_bytes(lib.heads_bytes()),
+        human_bytes(slots.slot_bytes_total()),
+        if lib.heads_locked() && slots.slots_locked() {
+            " (locked)"
+        } else {
+            " (not locked: mlock refused)"
+        }
+    );
     // The player thread: small prefaulted stack, SCHED_FIFO, minimal slack.
     let (rt_tx, rt_rx) = std::sync::mpsc::channel::<Result<(), rt::RtError>>();
     let player_stop = stop.clone();
