@@ -37,12 +37,17 @@ def peak_rss_bytes():
     return None
 
 
+cached = 0  # arrays in the cache so far (said when the build fails)
+
+
 def build_dict(folder, mmap_mode=None):
     # The user's dict comprehension, with os.path.join instead of a
     # working directory and a progress line every 500 arrays.
+    global cached
     cache = {}
     for k, i in enumerate(os.listdir(folder), 1):
         cache[i] = np.load(os.path.join(folder, i), mmap_mode=mmap_mode)
+        cached = k
         if k % 500 == 0:
             print(f"progress {k} arrays cached", file=sys.stderr, flush=True)
     return cache
@@ -95,6 +100,8 @@ def main():
     except BaseException as e:  # MemoryError, OSError(EMFILE/ENOMEM), ...
         out["ok"] = False
         out["error"] = f"{type(e).__name__}: {e}"
+        if cached:
+            out["error"] += f" (after {cached} arrays cached)"
         max_fds = max(max_fds, open_fds())
     out["open_fds"] = max_fds
     out["peak_rss_bytes"] = peak_rss_bytes()

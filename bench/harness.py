@@ -86,11 +86,11 @@ class PiLimits:
     else a cgroup v1 memory.limit_in_bytes, else ulimit -v (address space,
     not RAM) with MALLOC_ARENA_MAX=2 and OPENBLAS_NUM_THREADS=1."""
 
-    def __init__(self, mem_bytes=512 * MB, nofile=1024):
+    def __init__(self, mem_bytes=512 * MB, nofile=1024, mode="auto"):
         self.mem = mem_bytes
         self.nofile = nofile
         self.seq = 0
-        self.kind, self.base = self._detect()
+        self.kind, self.base = self._detect() if mode == "auto" else ("ulimit -v", None)
 
     def _detect(self):
         if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
@@ -268,7 +268,7 @@ def failure(r):
             progress = line[len("progress "):]
     where = f" (after {progress})" if progress else ""
     if js and js.get("error"):
-        return js["error"] + where
+        return js["error"]
     if r.get("signal"):
         why = "killed by " + r["signal"]
         if r.get("oom_kills"):
@@ -349,6 +349,7 @@ def check_jumps(recs, jumps, index_of, npy_dir, t_stop):
     and the pixels equal the .npy."""
     times = [r[0] for r in recs]
     on_time, lat, content_ok, bad = 0, [], 0, []
+    acks = [j["t_ack"] - j["t_send"] for j in jumps]
     for k, j in enumerate(jumps):
         target = index_of[j["name"]]
         end = jumps[k + 1]["t_send"] if k + 1 < len(jumps) else t_stop
@@ -382,6 +383,7 @@ def check_jumps(recs, jumps, index_of, npy_dir, t_stop):
         "on_time": on_time,
         "content_ok": content_ok,
         "cmd_to_frame_ns": q,
+        "cmd_to_ack_ns": quantiles(acks),
         "late": bad[:10],
     }
 
@@ -675,6 +677,9 @@ def main():
                     help="length of each realtime run, idle and under stress (default 60)")
     ap.add_argument("--head-rows", type=int, default=None, help="passed to rowplay pack")
     ap.add_argument("--seed", type=int, default=None, help="seed of the random jumps")
+    ap.add_argument("--memory-cap", choices=["auto", "ulimit"], default="auto",
+                    help="auto: a cgroup when the machine allows one, else ulimit -v; "
+                         "ulimit: always ulimit -v")
     a = ap.parse_args()
     counts = [int(x) for x in (a.arrays or ("200" if a.quick else "1000,10000")).split(",")]
     jumps = a.jumps or (50 if a.quick else 1000)
@@ -684,7 +689,7 @@ def main():
     started = time.monotonic()
     os.makedirs(os.path.join(OUT, "logs"), exist_ok=True)
     rowplay = find_rowplay()
-    limits = PiLimits()
+    limits = PiLimits(mode=a.memory_cap)
     res = {
         "machine": machine(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
