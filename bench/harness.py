@@ -547,8 +547,9 @@ def report(res):
              "the user's Python code (lookup + copy of row 0). `rowplay` (library API): "
              "`rowplay bench`, lookup by name + copy of row 0 from the locked heads. "
              "`rowplay play`: from the socket command to the captured frame, which waits "
-             "for the next 20 ms tick by design (on time = row 0 on the first frame after "
-             "the ack, then rows continue, pixels equal to the .npy).")
+             "for the next 20 ms tick by design (on time = its first frame after the "
+             "command is row 0 and comes no later than the first frame after the reply "
+             "`ok`, then rows continue, pixels equal to the .npy).")
     L.append("")
     L.append("| contender | arrays | ready (ms) | first row p50 (us) | p99 (us) | max (us) "
              "| peak RSS (MiB) | open fds | jumps on time | under Pi Zero limits |")
