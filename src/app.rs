@@ -889,18 +889,34 @@ fn cmd_bench(a: cli::BenchArgs) -> Result<(), Fail> {
     let rss = rt::rss_bytes();
     let fds = rt::open_fds();
     // Random arrays by name (what a user's `play NAME` costs: lookup and
-    // the first row from the heads), timed one by one.
+    // the first row from the heads), timed one by one. Each array is jumped
+    // to at most once while there are enough of them (a partial
+    // Fisher-Yates shuffle), so no jump finds an array touched before.
     let mut seed = crate::clock::monotonic_ns() | 1;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
     let mut row = vec![0u8; lib.max_row_bytes() as usize];
     let mut times = Vec::with_capacity(a.jumps);
-    let names: Vec<String> = (0..a.jumps)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            lib.name((seed % lib.len() as u64) as u32).to_string()
+    let n_arrays = lib.len() as u64;
+    let mut order: Vec<u32> = (0..lib.len()).collect();
+    let jumps = if n_arrays == 0 { 0 } else { a.jumps };
+    let names: Vec<String> = (0..jumps)
+        .map(|j| {
+            let i = if (j as u64) < n_arrays {
+                let k = j + (rnd() % (n_arrays - j as u64)) as usize;
+                order.swap(j, k);
+                order[j]
+            } else {
+                (rnd() % n_arrays) as u32
+            };
+            lib.name(i).to_string()
         })
         .collect();
+    drop(order);
     for n in &names {
         let t = crate::clock::monotonic_ns();
         let i = lib.find(n).unwrap_or(0);
@@ -923,6 +939,7 @@ fn cmd_bench(a: cli::BenchArgs) -> Result<(), Fail> {
         "first_row_ns": { "p50": q(0.5), "p99": q(0.99), "max": q(1.0) },
         "jumps": a.jumps,
         "rss_bytes": rss,
+        "peak_rss_bytes": rt::peak_rss_bytes(),
         "open_fds": fds,
         "heads_bytes": lib.heads_bytes(),
     });
