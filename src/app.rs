@@ -481,8 +481,8 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
         Some(p) => cached_pack(p)?,
     };
 
-    // Lock everything before the library is read, so heads and slots are
-    // locked as they are made; refusal is a warning unless --require-rt.
+    // Lock code, stack and heap now (heads and slots lock themselves as they
+    // are made); a refusal is a warning unless --require-rt.
     if rt_priority > 0 {
         if let Err(e) = rt::lock_all() {
             if require_rt {
@@ -741,6 +741,7 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
             if refused && require_rt {
                 return;
             }
+            let lock = rt_priority > 0;
             match step {
                 Some(c) => play_on(
                     c,
@@ -752,6 +753,7 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
                     pstats,
                     player_stop.clone(),
                     pcfg,
+                    lock,
                 ),
                 None => play_on(
                     Monotonic,
@@ -763,6 +765,7 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
                     pstats,
                     player_stop.clone(),
                     pcfg,
+                    lock,
                 ),
             }
             player_stop.store(true, SeqCst);
@@ -822,8 +825,14 @@ fn play_on<C: Clock>(
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     cfg: PlayerConfig,
+    lock: bool,
 ) {
     let mut p = Player::new(bundle, clock, out, pipe, cmds, retired, stats, stop, cfg);
+    if lock {
+        // Now that the loop's buffers exist, lock them too (a refusal was
+        // already reported at start).
+        let _ = rt::lock_all();
+    }
     p.start();
     p.run();
     p.finish();

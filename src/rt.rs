@@ -101,17 +101,35 @@ impl fmt::Display for RtError {
 
 impl std::error::Error for RtError {}
 
-/// Lock all current and future memory of the process. Thread stacks are
-/// created small (see `player`) so that MCL_FUTURE does not pin megabytes.
+/// Lock every page the process has mapped now: code, stacks, heap.
+///
+/// Called twice by `play`: at start, and again on the player thread once
+/// every buffer the loop uses exists. Not `MCL_FUTURE`: that would also lock
+/// every later mapping (allocator arenas, thread stack reserves) against
+/// RLIMIT_MEMLOCK, where a refusal makes the allocation itself fail. Heads
+/// and slots are locked one by one as they are made (see [`LockedBuf`]).
 pub fn lock_all() -> Result<(), RtError> {
+    one_malloc_arena();
     // SAFETY: mlockall has no memory-safety preconditions.
-    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT) };
     if rc == 0 {
         Ok(())
     } else {
         Err(RtError::Lock {
             errno: io::Error::last_os_error().raw_os_error().unwrap_or(0),
         })
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena, reserving
+/// 64 MiB of address space apiece; locked, those reserves count against
+/// RLIMIT_MEMLOCK. rowplay's threads allocate little, so one arena serves.
+/// (musl, the Pi build's libc, has no per-thread arenas.)
+fn one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; M_ARENA_MAX is -8 in glibc.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
