@@ -1,0 +1,141 @@
+"""Soak: rowplay plays for a long time at 50 Hz with a random jump every
+200 ms, under a stress-ng CPU + IO + memory load, while resident memory and
+open file descriptors are sampled every second. Flat RSS and fds, no missed
+deadlines and no underruns are the goal.
+
+    bench/run soak                  10 minutes, 10,000 arrays of [500, 30, 3]
+    bench/run soak --minutes 240    hours, as on a Pi
+    bench/run soak --quick          20 seconds, 200 arrays (CI smoke)
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+def sample(pid):
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    return rss, fds
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="bench/run soak", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--arrays", type=int, default=10_000)
+    ap.add_argument("--shape", default="500,30,3")
+    ap.add_argument("--jump-ms", type=float, default=200.0)
+    ap.add_argument("--no-stress", action="store_true", help="without the stress-ng load")
+    ap.add_argument("--quick", action="store_true", help="20 s, 200 arrays")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    if a.quick:
+        a.minutes, a.arrays = 20 / 60, 200
+    seconds = a.minutes * 60
+    os.makedirs(h.OUT, exist_ok=True)
+    rowplay = h.find_rowplay()
+
+    d = os.path.join(h.OUT, "data", f"n{a.arrays}_{a.shape.replace(',', 'x')}")
+    subprocess.run([h.PY, os.path.join(h.HERE, "make_workload.py"), d, "--arrays", str(a.arrays),
+                    "--shape", a.shape], check=True)
+    pack = d + ".rowpack"
+    subprocess.run([rowplay, "pack", d, "-o", pack], check=True, stdout=subprocess.DEVNULL)
+    n = json.loads(subprocess.run([rowplay, "inspect", pack, "--json"], check=True,
+                                  capture_output=True, text=True).stdout)["arrays"]
+    count = len(n)
+
+    stress = None
+    if not a.no_stress:
+        tmp = os.path.join(h.OUT, "stress-tmp")
+        os.makedirs(tmp, exist_ok=True)
+        stress = subprocess.Popen(h.stress_cmd(seconds + 5, tmp), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+
+    sock = os.path.join(h.OUT, "soak.sock")
+    stats_path = os.path.join(h.OUT, "soak.stats.json")
+    for p in (sock, stats_path):
+        if os.path.exists(p):
+            os.remove(p)
+    player = subprocess.Popen([rowplay, "play", pack, "--output", "null", "--fps", "50",
+                               "--rt-priority", "50", "--socket", sock,
+                               "--stats-json", stats_path],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ctl = h.Ctl(sock, timeout=30)
+    rng = random.Random(a.seed)
+    samples = []
+    jumps = errors = 0
+    start = time.monotonic()
+    next_jump = next_sample = start
+    while time.monotonic() - start < seconds:
+        now = time.monotonic()
+        if now >= next_jump:
+            reply = ctl.cmd(f"play #{rng.randrange(count)}")
+            jumps += 1
+            errors += reply != "ok"
+            next_jump += a.jump_ms / 1000
+        if now >= next_sample:
+            rss, fds = sample(player.pid)
+            samples.append({"t": round(now - start, 1), "rss": rss, "fds": fds})
+            next_sample += 1.0
+        time.sleep(max(0.0, min(next_jump, next_sample) - time.monotonic()))
+    status = json.loads(ctl.cmd("status"))
+    ctl.close()
+    player.send_signal(signal.SIGTERM)
+    _, err = player.communicate(timeout=60)
+    if stress:
+        stress.wait(timeout=120)
+    stats = json.load(open(stats_path))
+
+    warm = [s for s in samples if s["t"] >= min(10.0, seconds / 4)] or samples
+    rss = [s["rss"] for s in warm]
+    fds = [s["fds"] for s in warm]
+    res = {
+        "machine": h.machine(), "seconds": seconds, "arrays": count, "jumps": jumps,
+        "jump_errors": errors, "load": "none" if a.no_stress else "stress-ng cpu+io+vm+hdd",
+        "frames": stats["frames"], "deadline_misses": stats["deadline_misses"],
+        "underruns": stats["underruns"], "wake_latency_ns": stats["wake_latency_ns"],
+        "rss_first": rss[0], "rss_last": rss[-1], "rss_min": min(rss), "rss_max": max(rss),
+        "fds_min": min(fds), "fds_max": max(fds), "peak_rss_bytes": stats["peak_rss_bytes"],
+        "read_errors": status.get("read_errors"), "exit_code": player.returncode,
+        "stderr_tail": err.decode(errors="replace").strip().splitlines()[-3:],
+        "samples": samples,
+    }
+    mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731
+    md = [
+        "# rowplay soak", "",
+        "Machine: {cpu}, {cores} cores, Linux {kernel}.".format(**res["machine"]), "",
+        f"{seconds / 60:.1f} min at 50 Hz, {count} arrays, a random jump every {a.jump_ms:.0f} ms "
+        f"({jumps} jumps, {errors} refused), load: {res['load']}", "",
+        "| frames | deadline misses | underruns | wake p50 / p99 / max (us) | RSS after warm-up: first / last / min / max (MiB) | open fds min / max |",
+        "|---:|---:|---:|---|---|---|",
+        f"| {res['frames']} | {res['deadline_misses']} | {res['underruns']} | "
+        f"{res['wake_latency_ns']['p50'] / 1000:.0f} / {res['wake_latency_ns']['p99'] / 1000:.0f} / "
+        f"{res['wake_latency_ns']['max'] / 1000:.0f} | {mib(res['rss_first'])} / {mib(res['rss_last'])} / "
+        f"{mib(res['rss_min'])} / {mib(res['rss_max'])} | {res['fds_min']} / {res['fds_max']} |",
+        "",
+    ]
+    with open(os.path.join(h.OUT, "soak.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(h.OUT, "soak.md"), "w") as f:
+        f.write("\n".join(md))
+    print("\n".join(md))
+    ok = player.returncode == 0 and errors == 0
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
