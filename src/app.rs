@@ -665,13 +665,13 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
     };
 
     // Socket: explicit paths must work; the defaults may be missing.
-    let listener = match a.socket.as_ref().or(cfg.socket.as_ref()) {
-        Some(p) => Some(control::bind(p)?),
+    let (listener, socket_path) = match a.socket.as_ref().or(cfg.socket.as_ref()) {
+        Some(p) => (Some(control::bind(p)?), Some(p.clone())),
         None => match control::bind_default() {
-            Ok((l, _)) => Some(l),
+            Ok((l, p)) => (Some(l), Some(p)),
             Err(e) => {
                 warn(format!("running without a control socket: {e}"));
-                None
+                (None, None)
             }
         },
     };
@@ -786,7 +786,7 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
     ctl.locked_bytes = rt::locked_bytes();
     control::serve(listener, &mut ctl);
     let _ = player.join();
-    if let Some(p) = a.socket.as_ref().or(cfg.socket.as_ref()) {
+    if let Some(p) = socket_path {
         let _ = std::fs::remove_file(p);
     }
 

@@ -481,6 +481,8 @@ impl<C: Clock> Player<C> {
         self.predicted = None;
         self.order_reset();
         let i = found.unwrap_or(0);
+        // A held row belonged to the old library: play on from row 0.
+        self.paused = false;
         if self.finished || self.stopped {
             self.array = i;
             self.row = 0;
