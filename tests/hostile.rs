@@ -221,6 +221,40 @@ fn fix_meta_crc(b: &mut [u8]) {
     b[60..64].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// A PNG made of these chunks, with their CRCs.
+fn png(chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in chunks {
+        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        b.extend_from_slice(*kind);
+        b.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(*kind);
+        crc.update(data);
+        b.extend_from_slice(&crc.finalize().to_be_bytes());
+    }
+    b
+}
+
+/// A 5x3 palette image whose PLTE is 14 bytes, not whole RGB entries.
+fn png_palette_14_bytes() -> Vec<u8> {
+    use std::io::Write;
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&5u32.to_be_bytes());
+    ihdr.extend_from_slice(&3u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 3, 0, 0, 0]); // 8-bit palette, not interlaced
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..3 {
+        z.write_all(&[0, 0, 1, 2, 3, 4]).unwrap(); // filter 0, five indices
+    }
+    png(&[
+        (b"IHDR", ihdr),
+        (b"PLTE", (0..14).collect()),
+        (b"IDAT", z.finish().unwrap()),
+        (b"IEND", Vec::new()),
+    ])
+}
+
 /// Every committed hostile file, by name.
 fn generate() -> Vec<(&'static str, Vec<u8>)> {
     let base = base_pack();
@@ -276,6 +310,7 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
                 &[7; 11],
             ),
         ),
+        ("png_palette_14_bytes.png", png_palette_14_bytes()),
         ("pack_empty.rowpack", Vec::new()),
         ("pack_truncated.rowpack", base[..base.len() - 10].to_vec()),
         // The header puts the index a terabyte into a 12 KiB file.
@@ -429,6 +464,17 @@ fn npy_data_one_byte_short() {
     pack_fails(
         &hostile("npy_one_byte_short.npy"),
         "data is 11 bytes but the header says 12; the file is cut short",
+    );
+}
+
+/// png 0.17 panicked on this (found by fuzzing); the importer now checks
+/// the palette first.
+#[test]
+fn png_with_a_palette_that_is_not_whole_rgb_entries() {
+    pack_fails(
+        &hostile("png_palette_14_bytes.png"),
+        "bad .png: cannot decode PNG (PLTE chunk of 14 bytes is not 1 to 256 RGB entries); \
+         re-export the image",
     );
 }
 
