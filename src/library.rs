@@ -176,7 +176,14 @@ impl Library {
         let heads_len = usize::try_from(header.heads_len)
             .map_err(|_| fmt_err(FormatError::TooLargeForThisMachine(header.heads_len)))?;
 
-        let mut meta = vec![0u8; meta_len];
+        // A sparse file can be as long as any header claims, so the length
+        // check does not bound this: allocate fallibly, and a claim beyond
+        // memory is an error rather than an abort.
+        let too_large = |n: u64| fmt_err(FormatError::TooLargeForThisMachine(n));
+        let mut meta = Vec::new();
+        meta.try_reserve_exact(meta_len)
+            .map_err(|_| too_large(header.meta_len()))?;
+        meta.resize(meta_len, 0);
         file.read_exact_at(&mut meta, header.index_offset)
             .map_err(io_err)?;
         let entries = format::parse_index(&header, &hb, &meta).map_err(fmt_err)?;
@@ -187,7 +194,10 @@ impl Library {
         if crc32fast::hash(heads.as_slice()) != header.heads_crc {
             return Err(fmt_err(FormatError::HeadsCrcMismatch));
         }
-        let mut head_start = Vec::with_capacity(entries.len());
+        let mut head_start = Vec::new();
+        head_start
+            .try_reserve_exact(entries.len())
+            .map_err(|_| too_large(entries.len() as u64 * std::mem::size_of::<usize>() as u64))?;
         let mut at = 0usize;
         for e in &entries {
             head_start.push(at);

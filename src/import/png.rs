@@ -96,6 +96,16 @@ pub fn parse(bytes: &[u8]) -> Result<Array, PngError> {
     // STRIP_16: 16-bit samples -> their high byte.
     decoder.set_transformations(Transformations::EXPAND | Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(decode)?;
+    // png 0.17 panics expanding a palette that is not whole RGB entries;
+    // PNG requires 1..=256 entries of 3 bytes, so refuse anything else here.
+    if let Some(p) = &reader.info().palette {
+        if p.is_empty() || p.len() % 3 != 0 || p.len() > 256 * 3 {
+            return Err(PngError::Decode(format!(
+                "PLTE chunk of {} bytes is not 1 to 256 RGB entries",
+                p.len()
+            )));
+        }
+    }
     let (width, height) = (reader.info().width, reader.info().height);
     if u64::from(width) * RGB as u64 > MAX_ROW_BYTES as u64 {
         return Err(PngError::TooWide { width });
@@ -197,6 +207,30 @@ mod tests {
 
     fn parse_file(rel: &str) -> Result<Array, PngError> {
         parse(&std::fs::read(format!("{FIXTURES}{rel}")).unwrap())
+    }
+
+    /// Found by the png fuzz target: a 14-byte PLTE made png 0.17 panic
+    /// (slice index out of range) while expanding the palette. This is the
+    /// fuzzer's input with valid chunk CRCs (fuzz builds skip them) and a
+    /// whole, non-interlaced 5x3 image.
+    #[test]
+    fn palette_that_is_not_whole_rgb_entries() {
+        const CRASH: &[u8] = &[
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+            0x44, 0x52, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x03, 0x08, 0x03, 0x00, 0x00,
+            0x00, 0x6c, 0xe8, 0x35, 0xca, 0x00, 0x00, 0x00, 0x0e, 0x50, 0x4c, 0x54, 0x45, 0xf0,
+            0x0d, 0x2b, 0xec, 0x30, 0x16, 0x99, 0x9e, 0x82, 0xbc, 0x3b, 0xbc, 0x3b, 0xc4, 0x41,
+            0x48, 0x07, 0x31, 0x00, 0x00, 0x00, 0x10, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63,
+            0x60, 0x60, 0x64, 0x62, 0x66, 0x61, 0x40, 0x22, 0x01, 0x01, 0x02, 0x00, 0x1f, 0xd4,
+            0x50, 0x5c, 0xf9, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60,
+            0x82,
+        ];
+        assert_eq!(
+            parse(CRASH),
+            Err(PngError::Decode(
+                "PLTE chunk of 14 bytes is not 1 to 256 RGB entries".into()
+            ))
+        );
     }
 
     #[test]

@@ -383,8 +383,10 @@ pub fn meta_crc(header: &[u8], meta: &[u8]) -> u32 {
 
 /// Validate the index and names (`meta`, exactly `header.meta_len()` bytes)
 /// and return the entries. `header_bytes` are the raw 128 header bytes (for
-/// the CRC). Never panics; allocates only the entry vector, whose size the
-/// header already bounded by the file's real length.
+/// the CRC). Never panics; allocates only the entry vector and a sort
+/// buffer, one element per array, and refuses with
+/// [`FormatError::TooLargeForThisMachine`] if they do not fit (a sparse file
+/// can hold any count the header claims).
 pub fn parse_index(
     header: &Header,
     header_bytes: &[u8],
@@ -401,7 +403,10 @@ pub fn parse_index(
     }
     let count = header.count as usize; // meta.len() fits usize, so count does
     let (index, names) = meta.split_at(count * ENTRY_LEN);
-    let mut entries = Vec::with_capacity(count);
+    let mut entries: Vec<Entry> = Vec::new();
+    entries
+        .try_reserve_exact(count)
+        .map_err(|_| FormatError::TooLargeForThisMachine(header.count * ENTRY_MEM))?;
     let mut heads_len: u64 = 0;
     let mut prev_name: &[u8] = &[];
     for i in 0..count {
@@ -464,11 +469,16 @@ pub fn parse_index(
     }
     // Bodies must not overlap: sort their spans by offset and compare
     // neighbours. Bodies may share nothing, so equal offsets are overlaps too.
-    let mut spans: Vec<(u64, u64, u64)> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.body_offset, e.body_offset + e.body_len(), i as u64))
-        .collect();
+    let mut spans: Vec<(u64, u64, u64)> = Vec::new();
+    spans
+        .try_reserve_exact(count)
+        .map_err(|_| FormatError::TooLargeForThisMachine(header.count * SPAN_MEM))?;
+    spans.extend(
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.body_offset, e.body_offset + e.body_len(), i as u64)),
+    );
     spans.sort_unstable();
     for w in spans.windows(2) {
         if w[1].0 < w[0].1 {
@@ -480,6 +490,10 @@ pub fn parse_index(
     }
     Ok(entries)
 }
+
+/// Bytes of memory per array for the parsed entries and the overlap sort.
+const ENTRY_MEM: u64 = std::mem::size_of::<Entry>() as u64;
+const SPAN_MEM: u64 = std::mem::size_of::<(u64, u64, u64)>() as u64;
 
 /// Round up to a multiple of [`PAGE`].
 pub fn page_align(x: u64) -> u64 {
