@@ -257,7 +257,8 @@ impl Library {
     pub fn name(&self, i: u32) -> &str {
         let e = &self.entries[i as usize];
         let names = &self.meta[self.entries.len() * format::ENTRY_LEN..];
-        let s = &names[e.name_offset as usize..(e.name_offset + e.name_len) as usize];
+        let start = e.name_offset as usize;
+        let s = &names[start..start + e.name_len as usize];
         // Validated as UTF-8 at open; a failure here would be a bug, and an
         // empty name is a visible, harmless answer to it.
         std::str::from_utf8(s).unwrap_or("")

@@ -27,7 +27,7 @@
 //! 20   4   flags: bit 0 = arrays stored transposed (--by-column); others 0
 //! 24   8   N: number of arrays (<= 16,777,216)
 //! 32   8   index_offset: multiple of 8, >= 4096
-//! 40   8   names_len
+//! 40   8   names_len (< 4 GiB: name offsets are u32)
 //! 48   8   heads_len: sum over arrays of min(rows, K) * leds * channels
 //! 56   4   heads_crc: CRC-32 (IEEE) of the heads section
 //! 60   4   meta_crc: CRC-32 of header bytes 0..60, then the index, then the names
@@ -355,7 +355,11 @@ pub fn parse_header(b: &[u8], file_len: u64) -> Result<Header, FormatError> {
     if h.index_offset < PAGE || h.index_offset % 8 != 0 {
         return Err(FormatError::BadIndexOffset(h.index_offset));
     }
-    if h.names_len < h.count || h.names_len > h.count * MAX_NAME_LEN as u64 {
+    // Name offsets are u32, so the names section is at most 4 GiB.
+    if h.names_len < h.count
+        || h.names_len > h.count * MAX_NAME_LEN as u64
+        || h.names_len > u32::MAX as u64
+    {
         return Err(FormatError::BadNamesLen(h.names_len));
     }
     // count <= 2^24 and names_len <= 2^34, so meta_len cannot overflow;

@@ -260,7 +260,14 @@ fn write_pack(
     let mut meta = Vec::with_capacity(pending.len() * (ENTRY_LEN + 16));
     let mut names_len = 0u64;
     for p in &mut pending {
-        p.entry.name_offset = names_len as u32;
+        // Name offsets are u32 (see format): 4 GiB of names is millions of
+        // arrays with very long names, but say so rather than wrap.
+        p.entry.name_offset = u32::try_from(names_len).map_err(|_| {
+            out_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "array names add up to more than 4 GiB; split the library",
+            ))
+        })?;
         names_len += p.name.len() as u64;
         meta.extend_from_slice(&p.entry.to_bytes());
     }

@@ -8,7 +8,9 @@
 //! - `play_cli`: the real binary with `--clock step` and the socket: jumps,
 //!   stop, signals, abuse, refused realtime.
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
+//! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 
+mod hostile;
 mod library;
 mod pack_cli;
 mod play_cli;
