@@ -652,3 +652,48 @@ fn the_player_tells_systemd_ready_and_pings_the_watchdog() {
     assert!(got.iter().any(|m| m == "WATCHDOG=1"), "{got:?}");
     assert_eq!(got.last().map(String::as_str), Some("STOPPING=1"));
 }
+
+#[test]
+fn a_folder_is_packed_once_into_the_cache_and_repacked_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("patterns");
+    std::fs::create_dir(&src).unwrap();
+    write_npy(&src.join("one.npy"), &array(1, 4, 2, 3));
+    let cache = dir.path().join("cache");
+    let play = || {
+        Command::new(bin())
+            .args([
+                "play",
+                src.to_str().unwrap(),
+                "--frames",
+                "2",
+                "--output",
+                "null",
+                "--rt-priority",
+                "0",
+            ])
+            .args(["--socket", dir.path().join("s.sock").to_str().unwrap()])
+            .env("XDG_CACHE_HOME", &cache)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = play();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("packing"), "{}", stderr(&o));
+    let o = play();
+    assert!(o.status.success());
+    assert!(
+        !stderr(&o).contains("packing"),
+        "the cached pack was not reused: {}",
+        stderr(&o)
+    );
+    // A changed input makes a new pack.
+    write_npy(&src.join("two.npy"), &array(2, 4, 2, 3));
+    let o = play();
+    assert!(
+        stderr(&o).contains("packing") && stderr(&o).contains("2 arrays"),
+        "{}",
+        stderr(&o)
+    );
+}
