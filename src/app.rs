@@ -12,8 +12,7 @@ use crate::output::chip::{ChipSettings, ColorOrder, Encoder};
 use crate::output::record::{FileSink, Recorder};
 use crate::output::{self, spi, Output};
 use crate::pack::{self, PackOptions};
-use crate::player::{Bundle, CommandQueue, Order, Player, PlayerConfig, RetiredQueue};
-use crate::stats::Stats;
+use crate::player::{Bundle, Links, Order, Player, PlayerConfig};
 use crate::{rt, selftest};
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -592,27 +591,20 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
         .unwrap_or(lib.max_channels() as usize);
     let pipe = Pipeline::new(color, out_channels);
 
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let links = Links::new();
     let hup = Arc::new(AtomicBool::new(false));
-    control::install_signals(stop.clone(), hup.clone());
-    let cmds = Arc::new(new_command_queue());
-    let retired = Arc::new(new_retired_queue());
+    control::install_signals(links.stop.clone(), hup.clone());
     let bundle = Box::new(Bundle::new(lib.clone(), items)?);
-    let step = (a.clock == cli::ClockArg::Step).then(|| StepClock::new(stop.clone()));
+    let step = (a.clock == cli::ClockArg::Step).then(|| StepClock::new(links.stop.clone()));
     let mut ctl = Control::new(
-        cmds.clone(),
-        retired.clone(),
-        stats.clone(),
+        &links,
         lib.clone(),
         bundle.loader.shared().clone(),
         playlist,
         fps,
         open,
-        stop.clone(),
         hup,
         step.clone(),
-        0,
     );
 
     let output_spec = match a.output.clone().or(cfg.output.clone()) {
@@ -678,7 +670,7 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
 
     // Buttons feed the same command queue as the socket.
     let _buttons = {
-        let cmds = cmds.clone();
+        let cmds = links.cmds.clone();
         let lib = ctl.lib.clone();
         let submit: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
             let lib = lib
@@ -723,8 +715,7 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
     );
     // The player thread: small prefaulted stack, SCHED_FIFO, minimal slack.
     let (rt_tx, rt_rx) = std::sync::mpsc::channel::<Result<(), rt::RtError>>();
-    let player_stop = stop.clone();
-    let pstats = stats.clone();
+    let player_links = links.clone();
     let player = std::thread::Builder::new()
         .name("rowplay-player".into())
         .stack_size(512 << 10)
@@ -741,38 +732,17 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
             if refused && require_rt {
                 return;
             }
+            let clock: Box<dyn Clock> = match step {
+                Some(c) => Box::new(c),
+                None => Box::new(Monotonic),
+            };
             let lock = rt_priority > 0;
-            match step {
-                Some(c) => play_on(
-                    c,
-                    bundle,
-                    out,
-                    pipe,
-                    cmds,
-                    retired,
-                    pstats,
-                    player_stop.clone(),
-                    pcfg,
-                    lock,
-                ),
-                None => play_on(
-                    Monotonic,
-                    bundle,
-                    out,
-                    pipe,
-                    cmds,
-                    retired,
-                    pstats,
-                    player_stop.clone(),
-                    pcfg,
-                    lock,
-                ),
-            }
-            player_stop.store(true, SeqCst);
+            play_on(clock, bundle, out, pipe, &player_links, pcfg, lock);
+            player_links.stop.store(true, SeqCst);
         })?;
     match rt_rx.recv() {
         Ok(Err(e)) if require_rt => {
-            stop.store(true, SeqCst);
+            links.stop.store(true, SeqCst);
             let _ = player.join();
             return Err(e.into());
         }
@@ -791,43 +761,33 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
     }
 
     if let Some(p) = &a.stats_json {
-        let s = &stats;
-        let v = serde_json::json!({
-            "frames": s.frames.load(Relaxed),
-            "deadline_misses": s.deadline_misses.load(Relaxed),
-            "underruns": s.underruns.load(Relaxed),
-            "switches": s.switches.load(Relaxed),
-            "skipped_ticks": s.skipped_ticks.load(Relaxed),
-            "output_errors": s.output_errors.load(Relaxed),
-            "output_dropped": s.output_dropped.load(Relaxed),
-            "output_write_errors": s.output_write_errors.load(Relaxed),
-            "skipped_arrays": s.skipped_arrays.load(Relaxed),
-            "wake_latency_ns": s.wake_latency.summary(),
+        let mut v = links.stats.counters_json();
+        let extra = serde_json::json!({
             "locked_bytes": ctl.locked_bytes,
             "peak_rss_bytes": rt::peak_rss_bytes(),
             "max_open_fds": ctl.max_fds.load(Relaxed),
             "arrays": lib.len(),
             "fps": fps,
         });
+        if let serde_json::Value::Object(extra) = extra {
+            v.extend(extra);
+        }
+        let v = serde_json::Value::Object(v);
         write_atomically(p, |w| writeln!(w, "{v}"))?;
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn play_on<C: Clock>(
-    clock: C,
+fn play_on(
+    clock: Box<dyn Clock>,
     bundle: Box<Bundle>,
     out: Box<dyn Output>,
     pipe: Pipeline,
-    cmds: Arc<CommandQueue>,
-    retired: Arc<RetiredQueue>,
-    stats: Arc<Stats>,
-    stop: Arc<AtomicBool>,
+    links: &Links,
     cfg: PlayerConfig,
     lock: bool,
 ) {
-    let mut p = Player::new(bundle, clock, out, pipe, cmds, retired, stats, stop, cfg);
+    let mut p = Player::new(bundle, clock, out, pipe, links, cfg);
     if lock {
         // Now that the loop's buffers exist, lock them too (a refusal was
         // already reported at start).
@@ -836,20 +796,6 @@ fn play_on<C: Clock>(
     p.start();
     p.run();
     p.finish();
-}
-
-/// A new, empty command queue.
-pub fn new_command_queue() -> CommandQueue {
-    // See output::record for why the deprecated MPMC queue is acceptable:
-    // a failed operation is retried on the next frame, never waited for.
-    #[allow(deprecated)]
-    CommandQueue::new()
-}
-
-/// A new, empty queue of retired bundles.
-pub fn new_retired_queue() -> RetiredQueue {
-    #[allow(deprecated)]
-    RetiredQueue::new()
 }
 
 fn cmd_selftest(a: cli::SelftestArgs) -> Result<(), Fail> {

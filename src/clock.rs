@@ -17,6 +17,16 @@ pub trait Clock: Send {
     fn sleep_until(&mut self, deadline_ns: u64);
 }
 
+/// A boxed clock is a clock, so the player can be handed either kind.
+impl<C: Clock + ?Sized> Clock for Box<C> {
+    fn now_ns(&self) -> u64 {
+        (**self).now_ns()
+    }
+    fn sleep_until(&mut self, deadline_ns: u64) {
+        (**self).sleep_until(deadline_ns)
+    }
+}
+
 /// CLOCK_MONOTONIC, the clock capture records are stamped with.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Monotonic;

@@ -24,7 +24,7 @@
 
 use crate::library::{Library, OpenOptions};
 use crate::loader::Shared as LoaderShared;
-use crate::player::{Bundle, Command, CommandQueue, PlaylistItem, RetiredQueue};
+use crate::player::{Bundle, Command, CommandQueue, Links, PlaylistItem, RetiredQueue};
 use crate::stats::{state_name, Stats};
 use std::collections::VecDeque;
 use std::fmt;
@@ -217,33 +217,29 @@ impl Control {
     /// Put the parts together.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        cmds: Arc<CommandQueue>,
-        retired: Arc<RetiredQueue>,
-        stats: Arc<Stats>,
+        links: &Links,
         lib: Arc<Library>,
         loader: Arc<LoaderShared>,
         playlist: Vec<PlaylistSpec>,
         fps: u32,
         open: OpenOptions,
-        stop: Arc<AtomicBool>,
         hup: Arc<AtomicBool>,
         step: Option<crate::clock::StepClock>,
-        locked_bytes: u64,
     ) -> Control {
         Control {
-            cmds,
-            retired,
-            stats,
+            cmds: links.cmds.clone(),
+            retired: links.retired.clone(),
+            stats: links.stats.clone(),
             lib: Arc::new(Mutex::new(lib)),
             loader: Arc::new(Mutex::new(loader)),
             playlist,
             fps,
             open,
-            stop,
+            stop: links.stop.clone(),
             hup,
             step,
             max_fds: Arc::new(AtomicU64::new(0)),
-            locked_bytes,
+            locked_bytes: 0,
             reload_pending: false,
             last_error: None,
         }
@@ -322,31 +318,25 @@ impl Control {
                 .map(|i| i.name.into())
                 .unwrap_or(serde_json::Value::Null)
         };
-        serde_json::json!({
+        let mut v = s.counters_json();
+        let extra = serde_json::json!({
             "state": state_name(s.state.load(Relaxed)),
             "array": name,
             "index": if idx == crate::output::ALL_OFF { serde_json::Value::Null } else { idx.into() },
             "row": s.row.load(Relaxed),
-            "frames": s.frames.load(Relaxed),
-            "deadline_misses": s.deadline_misses.load(Relaxed),
-            "underruns": s.underruns.load(Relaxed),
-            "switches": s.switches.load(Relaxed),
-            "skipped_ticks": s.skipped_ticks.load(Relaxed),
-            "output_errors": s.output_errors.load(Relaxed),
-            "output_dropped": s.output_dropped.load(Relaxed),
-            "output_write_errors": s.output_write_errors.load(Relaxed),
             "read_errors": loader.stats.read_errors.load(Relaxed),
             "crc_errors": loader.stats.crc_errors.load(Relaxed),
-            "skipped_arrays": s.skipped_arrays.load(Relaxed),
-            "reloads": s.reloads.load(Relaxed),
             "last_error": self.last_error,
             "brightness": s.brightness_milli.load(Relaxed) as f64 / 1000.0,
             "fps": self.fps,
             "arrays": lib.len(),
             "pack": lib.path().display().to_string(),
             "locked_bytes": self.locked_bytes,
-            "wake_latency_ns": s.wake_latency.summary(),
-        })
+        });
+        if let serde_json::Value::Object(extra) = extra {
+            v.extend(extra);
+        }
+        serde_json::Value::Object(v)
     }
 
     /// Re-open the pack and hand the new bundle to the player.

@@ -136,6 +136,43 @@ pub type CommandQueue = heapless::mpmc::Queue<Command, 64>;
 /// Bundles the loop has replaced, to be dropped outside it.
 pub type RetiredQueue = heapless::mpmc::Queue<Box<Bundle>, 4>;
 
+/// What the player shares with the rest of the program.
+#[derive(Clone)]
+pub struct Links {
+    /// Commands in.
+    pub cmds: Arc<CommandQueue>,
+    /// Replaced bundles out, to be dropped outside the loop.
+    pub retired: Arc<RetiredQueue>,
+    /// Counters out.
+    pub stats: Arc<Stats>,
+    /// Set to stop (signals; the player sets it when it ends by itself).
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Links {
+    /// Fresh, empty queues and counters.
+    pub fn new() -> Links {
+        // heapless marks its MPMC queue deprecated because an operation can
+        // fail (not block) while another thread is preempted inside one.
+        // Every failure is handled without waiting: the player takes a
+        // command on its next frame, control reports "busy".
+        #[allow(deprecated)]
+        let (cmds, retired) = (CommandQueue::new(), RetiredQueue::new());
+        Links {
+            cmds: Arc::new(cmds),
+            retired: Arc::new(retired),
+            stats: Arc::new(Stats::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Links::new()
+    }
+}
+
 /// Fixed settings of a run.
 #[derive(Clone, Copy, Debug)]
 pub struct PlayerConfig {
@@ -200,18 +237,20 @@ pub struct Player<C: Clock> {
 
 impl<C: Clock> Player<C> {
     /// Make a player; every buffer the loop needs is allocated here.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         bundle: Box<Bundle>,
         clock: C,
         out: Box<dyn Output>,
         pipe: Pipeline,
-        cmds: Arc<CommandQueue>,
-        retired: Arc<RetiredQueue>,
-        stats: Arc<Stats>,
-        stop: Arc<AtomicBool>,
+        links: &Links,
         cfg: PlayerConfig,
     ) -> Player<C> {
+        let Links {
+            cmds,
+            retired,
+            stats,
+            stop,
+        } = links.clone();
         let period = 1_000_000_000 / cfg.fps.max(1) as u64;
         let pix = vec![0; cfg.leds * pipe.out_channels()];
         stats

@@ -159,6 +159,30 @@ pub fn state_name(s: u32) -> &'static str {
 }
 
 impl Stats {
+    /// The counters as JSON fields, shared by `status` and `--stats-json`.
+    pub fn counters_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        for (k, c) in [
+            ("frames", &self.frames),
+            ("deadline_misses", &self.deadline_misses),
+            ("underruns", &self.underruns),
+            ("switches", &self.switches),
+            ("skipped_ticks", &self.skipped_ticks),
+            ("output_errors", &self.output_errors),
+            ("output_dropped", &self.output_dropped),
+            ("output_write_errors", &self.output_write_errors),
+            ("skipped_arrays", &self.skipped_arrays),
+            ("reloads", &self.reloads),
+        ] {
+            m.insert(k.into(), c.load(Relaxed).into());
+        }
+        m.insert(
+            "wake_latency_ns".into(),
+            serde_json::to_value(self.wake_latency.summary()).unwrap_or_default(),
+        );
+        m
+    }
+
     /// Add one to a counter.
     #[inline]
     pub fn bump(c: &AtomicU64) {

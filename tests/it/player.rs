@@ -6,12 +6,12 @@ use rowplay::color::{ColorSettings, Pipeline};
 use rowplay::library::Library;
 use rowplay::output::{FrameMeta, Output, OutputError, ALL_OFF};
 use rowplay::player::{
-    Bundle, Command, CommandQueue, Order, Player, PlayerConfig, PlaylistItem, RetiredQueue,
+    Bundle, Command, CommandQueue, Links, Order, Player, PlayerConfig, PlaylistItem, RetiredQueue,
 };
 use rowplay::stats::Stats;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
 
 const PERIOD: u64 = 20_000_000;
@@ -57,13 +57,6 @@ struct Rig {
     _dir: tempfile::TempDir,
 }
 
-fn queues() -> (Arc<CommandQueue>, Arc<RetiredQueue>) {
-    (
-        Arc::new(rowplay::app::new_command_queue()),
-        Arc::new(rowplay::app::new_retired_queue()),
-    )
-}
-
 fn rig(arrays: Vec<rowplay::import::NamedArray>, playlist: &[&str], order: Order, out: Cap) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let p = pack(dir.path(), arrays, 8);
@@ -74,8 +67,12 @@ fn rig(arrays: Vec<rowplay::import::NamedArray>, playlist: &[&str], order: Order
         .collect();
     let bundle = Box::new(Bundle::new(lib.clone(), items).unwrap());
     let clock = MockClock::new(1_000_000_000);
-    let (cmds, retired) = queues();
-    let stats = Arc::new(Stats::default());
+    let links = Links::new();
+    let (cmds, retired, stats) = (
+        links.cmds.clone(),
+        links.retired.clone(),
+        links.stats.clone(),
+    );
     let frames = out.frames.clone();
     let leds = lib.max_leds() as usize;
     let player = Player::new(
@@ -83,10 +80,7 @@ fn rig(arrays: Vec<rowplay::import::NamedArray>, playlist: &[&str], order: Order
         clock.clone(),
         Box::new(out),
         Pipeline::new(ColorSettings::default(), 3),
-        cmds.clone(),
-        retired.clone(),
-        stats.clone(),
-        Arc::new(AtomicBool::new(false)),
+        &links,
         PlayerConfig {
             fps: 50,
             leds,
@@ -438,8 +432,12 @@ fn the_frame_loop_never_allocates() {
             frames: Some(30),
         },
     ];
-    let (cmds, retired) = queues();
-    let stats = Arc::new(Stats::default());
+    let links = Links::new();
+    let (cmds, retired, stats) = (
+        links.cmds.clone(),
+        links.retired.clone(),
+        links.stats.clone(),
+    );
     let mut pl = Player::new(
         Box::new(Bundle::new(lib.clone(), items).unwrap()),
         MockClock::new(0),
@@ -452,10 +450,7 @@ fn the_frame_loop_never_allocates() {
             },
             4,
         ),
-        cmds.clone(),
-        retired.clone(),
-        stats.clone(),
-        Arc::new(AtomicBool::new(false)),
+        &links,
         PlayerConfig {
             fps: 50,
             leds: 10,
@@ -540,8 +535,8 @@ fn a_stalling_card_gives_counted_underruns_never_a_blocked_loop() {
         fail_first: AtomicU64::new(1),
     });
     let bundle = Bundle::with_reader(lib.clone(), card, vec![]).unwrap();
-    let (cmds, retired) = queues();
-    let stats = Arc::new(Stats::default());
+    let links = Links::new();
+    let stats = links.stats.clone();
     let out = Cap::default();
     let frames = out.frames.clone();
     let mut pl = Player::new(
@@ -549,10 +544,7 @@ fn a_stalling_card_gives_counted_underruns_never_a_blocked_loop() {
         MockClock::new(0),
         Box::new(out),
         Pipeline::new(ColorSettings::default(), 3),
-        cmds,
-        retired,
-        stats.clone(),
-        Arc::new(AtomicBool::new(false)),
+        &links,
         PlayerConfig {
             fps: 50,
             leds: 3,
