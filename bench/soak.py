@@ -65,6 +65,12 @@ def main():
                                   stderr=subprocess.DEVNULL)
         time.sleep(1.0)
 
+    # cyclictest at the same priority and period, for the machine's own
+    # floor: a wake-up it sees more than 5 ms late would be a miss for the
+    # player too.
+    cyc = subprocess.Popen(h.cyclictest_cmd(seconds), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+
     sock = os.path.join(h.OUT, "soak.sock")
     stats_path = os.path.join(h.OUT, "soak.stats.json")
     for p in (sock, stats_path):
@@ -89,16 +95,27 @@ def main():
             next_jump += a.jump_ms / 1000
         if now >= next_sample:
             rss, fds = sample(player.pid)
-            samples.append({"t": round(now - start, 1), "rss": rss, "fds": fds})
+            st = json.loads(ctl.cmd("status"))
+            samples.append({"t": round(now - start, 1), "rss": rss, "fds": fds,
+                            "misses": st["deadline_misses"], "underruns": st["underruns"],
+                            "max_wake_ns": st["wake_latency_ns"]["max"]})
             next_sample += 1.0
         time.sleep(max(0.0, min(next_jump, next_sample) - time.monotonic()))
     status = json.loads(ctl.cmd("status"))
     ctl.close()
     player.send_signal(signal.SIGTERM)
     _, err = player.communicate(timeout=60)
+    cyc_out, _ = cyc.communicate(timeout=120)
     if stress:
         stress.wait(timeout=120)
     stats = json.load(open(stats_path))
+    cyc_lat = []
+    for line in cyc_out.splitlines():
+        parts = line.split(":")
+        if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
+            cyc_lat.append(int(parts[2]) * 1000)
+    floor = {**h.quantiles(cyc_lat), "samples": len(cyc_lat),
+             "late_over_5ms": sum(1 for x in cyc_lat if x > 5_000_000)}
 
     warm = [s for s in samples if s["t"] >= min(10.0, seconds / 4)] or samples
     rss = [s["rss"] for s in warm]
@@ -111,6 +128,7 @@ def main():
         "rss_first": rss[0], "rss_last": rss[-1], "rss_min": min(rss), "rss_max": max(rss),
         "fds_min": min(fds), "fds_max": max(fds), "peak_rss_bytes": stats["peak_rss_bytes"],
         "read_errors": status.get("read_errors"), "exit_code": player.returncode,
+        "cyclictest": floor,
         "stderr_tail": err.decode(errors="replace").strip().splitlines()[-3:],
         "samples": samples,
     }
@@ -127,7 +145,17 @@ def main():
         f"{res['wake_latency_ns']['max'] / 1000:.0f} | {mib(res['rss_first'])} / {mib(res['rss_last'])} / "
         f"{mib(res['rss_min'])} / {mib(res['rss_max'])} | {res['fds_min']} / {res['fds_max']} |",
         "",
+        f"cyclictest in the same run (priority 50, 20 ms): p50 / p99 / max "
+        f"{floor['p50'] / 1000:.0f} / {floor['p99'] / 1000:.0f} / {floor['max'] / 1000:.0f} us over "
+        f"{floor['samples']} wake-ups, {floor['late_over_5ms']} of them more than 5 ms late "
+        f"(what counts as a deadline miss for the player).",
+        "",
     ]
+    # When the misses happened: seconds in which the miss count went up.
+    bad = [s["t"] for a_, s in zip(samples, samples[1:]) if s["misses"] > a_["misses"]]
+    if bad:
+        md += [f"Deadline misses happened in {len(bad)} of {len(samples)} one-second samples, "
+               f"at t = {', '.join(f'{t:.0f}' for t in bad[:20])}{' ...' if len(bad) > 20 else ''} s.", ""]
     with open(os.path.join(h.OUT, "soak.json"), "w") as f:
         json.dump(res, f, indent=1)
     with open(os.path.join(h.OUT, "soak.md"), "w") as f:

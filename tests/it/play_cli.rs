@@ -440,6 +440,11 @@ fn unprivileged(args: &[&str]) -> std::process::Output {
     .unwrap();
     let p = pack(dir.path(), vec![named("a", 1, 30, 4)], 8);
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // A copy of the binary the unprivileged user can surely run, wherever
+    // the checkout lives.
+    let exe = dir.path().join("rowplay");
+    std::fs::copy(bin(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let sock = dir.path().join("s.sock");
     let root = unsafe { libc::geteuid() } == 0;
     let mut cmd = if root {
@@ -451,11 +456,12 @@ fn unprivileged(args: &[&str]) -> std::process::Output {
             "--inh-caps=-all",
             "--",
         ]);
-        c.arg(bin());
+        c.arg(&exe);
         c
     } else {
-        Command::new(bin())
+        Command::new(&exe)
     };
+    cmd.current_dir(dir.path());
     cmd.args([
         "play",
         p.to_str().unwrap(),
@@ -696,4 +702,32 @@ fn a_folder_is_packed_once_into_the_cache_and_repacked_when_it_changes() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_capture_on_a_full_disk_is_counted_and_playback_goes_on() {
+    // /dev/full fails every write with ENOSPC, like a full SD card.
+    let dir = tempfile::tempdir().unwrap();
+    let p = pack(dir.path(), vec![named("a", 1, 6, 2)], 8);
+    let stats = dir.path().join("s.json");
+    let o = rowplay(&[
+        "play",
+        p.to_str().unwrap(),
+        "--frames",
+        "25",
+        "--output",
+        "capture:/dev/full",
+        "--rt-priority",
+        "0",
+        "--socket",
+        dir.path().join("s.sock").to_str().unwrap(),
+        "--stats-json",
+        stats.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(v["frames"], 25, "every frame was played");
+    assert!(v["output_write_errors"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["output_errors"], 0, "the loop itself never saw the disk");
 }

