@@ -442,7 +442,7 @@ fn step(
     };
     let s = match (0..sh.slots.len()).find(|&s| holds(s)) {
         Some(s) => s,
-        None => match claim(sh, fills, w, cur, next, ring, lib) {
+        None => match claim(sh, fills, w, cur, next, lib) {
             Some(s) => s,
             None => return Step::Waiting,
         },
@@ -533,7 +533,6 @@ fn claim(
     w: Want,
     cur: Option<Want>,
     next: Option<Want>,
-    ring: bool,
     lib: &Library,
 ) -> Option<usize> {
     let wanted = |s: usize| {
@@ -570,7 +569,6 @@ fn claim(
             done: false,
             used: fills[s].used,
         };
-        let _ = ring;
         slot.array.store(w.array, SeqCst);
         return Some(s);
     }
