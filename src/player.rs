@@ -293,14 +293,7 @@ impl<C: Clock> Player<C> {
     /// Blank the strip, choose the first array and prepare its first frame.
     /// The first deadline is one period from now.
     pub fn start(&mut self) {
-        self.pix.fill(0);
-        self.out.prepare(&self.pix);
-        let t = self.clock.now_ns();
-        let _ = self.out.send(&FrameMeta {
-            t_ns: t,
-            array: ALL_OFF,
-            row: 0,
-        });
+        let t = self.send_all_off();
         if self.cfg.order == Order::Shuffle {
             self.shuffle();
         }
@@ -331,6 +324,12 @@ impl<C: Clock> Player<C> {
 
     /// Send one all-off frame and stop the output's writer.
     pub fn finish(&mut self) {
+        self.send_all_off();
+        self.out.finish();
+    }
+
+    /// Send one all-off frame now (outside the cadence); returns its time.
+    fn send_all_off(&mut self) -> u64 {
         self.pix.fill(0);
         self.out.prepare(&self.pix);
         let t = self.clock.now_ns();
@@ -339,7 +338,7 @@ impl<C: Clock> Player<C> {
             array: ALL_OFF,
             row: 0,
         });
-        self.out.finish();
+        t
     }
 
     /// The output (for its drop and error counters).
