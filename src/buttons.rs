@@ -1,5 +1,5 @@
 //! GPIO buttons: each `[[button]]` maps a BCM pin to a control command line,
-//! sent through the lead's submit callback on every press.
+//! handed to a submit callback (the control module's command queue) on every press.
 //!
 //! Presses are edge interrupts with rppal's debounce, handled on rppal's
 //! interrupt thread (never the player's). With `pull = "up"` (the default,
