@@ -77,8 +77,21 @@ pub(crate) fn encode_leds(
 
 /// Encode one frame of `n` LEDs into `out` ([`frame_len`] bytes).
 pub fn encode(pixels: &[u8], n: usize, order: ColorOrder, bri5: u8, out: &mut [u8]) {
+    encode_zero_tail(pixels, n, order, bri5, frame_len(n), out);
+}
+
+/// Start frame and LED data, then zeros up to `len` bytes: the frame shape
+/// shared with the SK9822, which differs only in how many zeros follow.
+pub fn encode_zero_tail(
+    pixels: &[u8],
+    n: usize,
+    order: ColorOrder,
+    bri5: u8,
+    len: usize,
+    out: &mut [u8],
+) {
     let at = encode_leds(pixels, n, order, bri5, out);
-    let end = frame_len(n).min(out.len());
+    let end = len.min(out.len());
     if at < end {
         out[at..end].fill(0);
     }

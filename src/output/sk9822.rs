@@ -29,11 +29,8 @@ pub fn frame_len(n: usize) -> usize {
 
 /// Encode one frame of `n` LEDs into `out` ([`frame_len`] bytes).
 pub fn encode(pixels: &[u8], n: usize, order: ColorOrder, bri5: u8, out: &mut [u8]) {
-    let at = apa102::encode_leds(pixels, n, order, bri5, out);
-    let end = frame_len(n).min(out.len());
-    if at < end {
-        out[at..end].fill(0);
-    }
+    // The latch frame and the end frame are both zeros.
+    apa102::encode_zero_tail(pixels, n, order, bri5, frame_len(n), out);
 }
 
 #[cfg(test)]

@@ -287,20 +287,12 @@ fn sighup_reloads_a_pack_replaced_by_rowplay_pack() {
     std::fs::create_dir(&src).unwrap();
     write_npy(&src.join("a.npy"), &array(1, 40, 3, 3));
     let lib = dir.path().join("lib.rowpack");
-    assert!(
-        rowplay(&["pack", src.to_str().unwrap(), "-o", lib.to_str().unwrap()])
-            .status
-            .success()
-    );
+    pack_folder(&src, &lib);
     let p = Playing::start_on(dir, &lib, &[]);
     p.step(3);
     // Replace the pack (atomic rename): playback goes on with the old one.
     write_npy(&src.join("a.npy"), &array(99, 40, 3, 3));
-    assert!(
-        rowplay(&["pack", src.to_str().unwrap(), "-o", lib.to_str().unwrap()])
-            .status
-            .success()
-    );
+    pack_folder(&src, &lib);
     p.step(2);
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(p.child.id() as i32, libc::SIGHUP) };
@@ -516,11 +508,7 @@ fn a_pack_truncated_in_place_while_playing_is_survived_and_recovered_by_reload()
         write_npy(&src.join(format!("{n}.npy")), &array(i as u32, 100, 4, 3));
     }
     let lib = dir.path().join("lib.rowpack");
-    assert!(
-        rowplay(&["pack", src.to_str().unwrap(), "-o", lib.to_str().unwrap()])
-            .status
-            .success()
-    );
+    pack_folder(&src, &lib);
     let p = Playing::start_on(dir, &lib, &[]);
     p.step(3);
     // A careless `cp` truncates the pack in place.
@@ -547,11 +535,7 @@ fn a_pack_truncated_in_place_while_playing_is_survived_and_recovered_by_reload()
     assert!(r.starts_with("error: ") && r.contains("5000 bytes"), "{r}");
     p.step(2);
     // Repacked properly: reload recovers.
-    assert!(
-        rowplay(&["pack", src.to_str().unwrap(), "-o", lib.to_str().unwrap()])
-            .status
-            .success()
-    );
+    pack_folder(&src, &lib);
     assert_eq!(p.ctl("reload"), "ok");
     p.step(1);
     assert_eq!(p.status()["reloads"], 1);

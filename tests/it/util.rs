@@ -94,3 +94,9 @@ pub fn pack(dir: &Path, arrays: Vec<NamedArray>, head_rows: u32) -> PathBuf {
 pub fn skip_slow() -> bool {
     std::env::var_os("ROWPLAY_SKIP_SLOW").is_some()
 }
+
+/// `rowplay pack SRC -o OUT`, asserting success.
+pub fn pack_folder(src: &Path, out: &Path) {
+    let o = rowplay(&["pack", src.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
