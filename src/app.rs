@@ -768,6 +768,7 @@ fn cmd_play(a: cli::PlayArgs) -> Result<(), Fail> {
             "max_open_fds": ctl.max_fds.load(Relaxed),
             "arrays": lib.len(),
             "fps": fps,
+            "recent_misses": links.stats.misses.recent(),
         });
         if let serde_json::Value::Object(extra) = extra {
             v.extend(extra);

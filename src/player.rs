@@ -20,7 +20,7 @@ use crate::color::Pipeline;
 use crate::library::Library;
 use crate::loader::{Loader, PlayerSide, RowState, Want};
 use crate::output::{FrameMeta, Output, ALL_OFF};
-use crate::stats::{Stats, STATE_FINISHED, STATE_PAUSED, STATE_PLAYING, STATE_STOPPED};
+use crate::stats::{Miss, Stats, STATE_FINISHED, STATE_PAUSED, STATE_PLAYING, STATE_STOPPED};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -400,6 +400,11 @@ impl<C: Clock> Player<C> {
             .store(self.out.write_errors(), Relaxed);
         if t.saturating_sub(deadline) > self.ticker.period() / 4 {
             Stats::bump(&self.stats.deadline_misses);
+            self.stats.misses.record(Miss {
+                deadline_ns: deadline,
+                woke_ns: woke,
+                sent_ns: t,
+            });
         }
         self.frames += 1;
         Stats::bump(&self.stats.frames);

@@ -129,6 +129,8 @@ pub struct Stats {
     pub reloads: AtomicU64,
     /// How late each wake-up was against its deadline.
     pub wake_latency: Histogram,
+    /// When the most recent deadline misses happened.
+    pub misses: MissLog,
     /// Array of the last frame (u32::MAX = all-off).
     pub array: AtomicU32,
     /// Row of the last frame.
@@ -140,6 +142,67 @@ pub struct Stats {
 }
 
 /// [`Stats::state`]: playing.
+/// How many deadline misses [`MissLog`] remembers.
+pub const MISS_LOG_LEN: usize = 64;
+
+/// The times of the most recent deadline misses, so that each one can be
+/// set beside what else the machine was doing then (a kernel trace, the
+/// system log). Written by the frame loop only (three relaxed stores, no
+/// allocation); read after playback, or while it runs, when an entry being
+/// written may be seen half-updated.
+pub struct MissLog {
+    deadline: [AtomicU64; MISS_LOG_LEN],
+    woke: [AtomicU64; MISS_LOG_LEN],
+    sent: [AtomicU64; MISS_LOG_LEN],
+    count: AtomicU64,
+}
+
+impl Default for MissLog {
+    fn default() -> Self {
+        MissLog {
+            deadline: std::array::from_fn(|_| AtomicU64::new(0)),
+            woke: std::array::from_fn(|_| AtomicU64::new(0)),
+            sent: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One deadline miss: the deadline, when the loop woke, when the frame was
+/// handed to the output (CLOCK_MONOTONIC ns, like capture records).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct Miss {
+    pub deadline_ns: u64,
+    pub woke_ns: u64,
+    pub sent_ns: u64,
+}
+
+impl MissLog {
+    pub fn record(&self, m: Miss) {
+        let n = self.count.load(Relaxed);
+        let i = (n % MISS_LOG_LEN as u64) as usize;
+        self.deadline[i].store(m.deadline_ns, Relaxed);
+        self.woke[i].store(m.woke_ns, Relaxed);
+        self.sent[i].store(m.sent_ns, Relaxed);
+        self.count.store(n + 1, Relaxed);
+    }
+    /// The remembered misses, oldest first.
+    pub fn recent(&self) -> Vec<Miss> {
+        let n = self.count.load(Relaxed);
+        let first = n.saturating_sub(MISS_LOG_LEN as u64);
+        (first..n)
+            .map(|k| {
+                let i = (k % MISS_LOG_LEN as u64) as usize;
+                Miss {
+                    deadline_ns: self.deadline[i].load(Relaxed),
+                    woke_ns: self.woke[i].load(Relaxed),
+                    sent_ns: self.sent[i].load(Relaxed),
+                }
+            })
+            .collect()
+    }
+}
+
 pub const STATE_PLAYING: u32 = 0;
 /// [`Stats::state`]: paused (holding a row).
 pub const STATE_PAUSED: u32 = 1;
@@ -193,6 +256,27 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_miss_log_keeps_the_most_recent_misses_oldest_first() {
+        let log = MissLog::default();
+        assert!(log.recent().is_empty());
+        let total = MISS_LOG_LEN as u64 + 5;
+        for k in 0..total {
+            log.record(Miss {
+                deadline_ns: k * 10,
+                woke_ns: k * 10 + 1,
+                sent_ns: k * 10 + 2,
+            });
+        }
+        let r = log.recent();
+        assert_eq!(r.len(), MISS_LOG_LEN);
+        assert_eq!(r[0].deadline_ns, 50);
+        assert_eq!(r[0].woke_ns, 51);
+        assert_eq!(r[0].sent_ns, 52);
+        assert_eq!(r[MISS_LOG_LEN - 1].deadline_ns, (total - 1) * 10);
+        assert!(r.windows(2).all(|w| w[0].deadline_ns < w[1].deadline_ns));
+    }
 
     #[test]
     fn buckets_are_monotonic_and_tight() {

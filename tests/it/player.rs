@@ -314,6 +314,21 @@ fn a_late_wake_is_a_miss_and_skips_ticks_but_never_rows() {
         "frames stay on the grid; no catch-up burst"
     );
     drop(f);
+    // Both misses are logged with their deadline and how late they were.
+    let misses: Vec<(u64, u64, u64)> = r
+        .stats
+        .misses
+        .recent()
+        .iter()
+        .map(|m| (m.deadline_ns - t0, m.woke_ns - t0, m.sent_ns - t0))
+        .collect();
+    assert_eq!(
+        misses,
+        vec![
+            (ms(3), ms(3) + 6_000_000, ms(3) + 6_000_000),
+            (ms(4), ms(4) + 45_000_000, ms(4) + 45_000_000)
+        ]
+    );
     // Each row once, in order (a row the loader had not brought yet would
     // be a counted repeat, collapsed by `shown`).
     let rows: Vec<u32> = shown(&r).iter().map(|x| x.1).collect();
