@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+import ktrace
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 OUT = os.path.join(HERE, "out")
@@ -483,12 +485,19 @@ def realtime_test(rowplay, pack, npy_dir, names, index_of, *, seconds, stress, l
         time.sleep(1.0)  # let the load build up
     ct = Child(cyclictest_cmd(seconds), f"cyclictest-{tag}")
     jumps = max(1, int(seconds / interval) - 1)
+    trace = ktrace.TimerTrace(seconds)
+    trace.start()
     pl = play_with_jumps(rowplay, pack, npy_dir, names, index_of, name=f"realtime-{tag}",
                          jumps=jumps, interval=(interval, interval), limits=limits,
                          seconds_after=max(0.3, seconds - jumps * interval), seed=seed)
+    tr = trace.stop(save_to=os.path.join(OUT, "logs", f"ktrace-{tag}.txt"))
     c = ct.wait(seconds + 60)
     res = {"load": "stress-ng cpu+io+vm+hdd" if stress else "idle", "seconds": seconds,
            "player": pl, "cyclictest": parse_cyclictest(c["stdout"])}
+    if pl.get("ok"):
+        att = ktrace.attribute(tr, pl["stats"].get("recent_misses", []), 20_000_000)
+        res["miss_attribution"] = att
+        res["miss_attribution_text"] = ktrace.summary(att, trace.steal_ms) or trace.why
     if c["rc"] != 0 or res["cyclictest"]["samples"] == 0:
         res["cyclictest_error"] = failure(c) or "no samples"
     if st:
@@ -591,6 +600,15 @@ def report(res):
                  f"| {p['stats']['deadline_misses']} | {p['stats']['underruns']} "
                  f"| {p['on_time']}/{p['jumps']} | {mib(p['peak_rss_bytes'])} | {p['open_fds']} |")
     L.append("")
+    notes = [(t["load"], t.get("miss_attribution_text")) for t in res["realtime"]
+             if t.get("miss_attribution_text")]
+    if notes:
+        L.append("Why the player was late (`bench/ktrace.py`: a kernel trace of timer "
+                 "interrupts on CLOCK_MONOTONIC set beside the player's `recent_misses`):")
+        L.append("")
+        for load, text in notes:
+            L.append(f"- {load}: {text}")
+        L.append("")
     L.append("## Goals")
     L.append("")
     L.append("| goal | measured | met |")
@@ -659,6 +677,17 @@ def goals(res):
                 f"{p['open_fds']} fds",
                 s["deadline_misses"] == 0 and s["underruns"] == 0 and p["on_time"] == p["jumps"]
                 and p["peak_rss_bytes"] < 32 * MB and p["open_fds"] <= 16)
+        s = p["stats"]
+        att = t.get("miss_attribution")
+        if att is not None and s["deadline_misses"] > 0:
+            # Every miss the log holds must be one the machine caused: the
+            # CPU holding the player's timer did not run until it woke.
+            logged = len(att["detail"])
+            add(f"player test ({t['load']}): every miss while the player's CPU was not "
+                "running (kernel trace)",
+                f"{att['cpu-silent']} of {logged} logged misses cpu-silent "
+                f"({s['deadline_misses']} in all)",
+                logged == min(s["deadline_misses"], 64) and att["cpu-silent"] == logged)
     return G
 
 

@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import ktrace  # noqa: E402
 
 
 def sample(pid):
@@ -76,6 +77,8 @@ def main():
     for p in (sock, stats_path):
         if os.path.exists(p):
             os.remove(p)
+    trace = ktrace.TimerTrace(seconds)
+    trace.start()
     player = subprocess.Popen([rowplay, "play", pack, "--output", "null", "--fps", "50",
                                "--rt-priority", "50", "--socket", sock,
                                "--stats-json", stats_path],
@@ -105,10 +108,13 @@ def main():
     ctl.close()
     player.send_signal(signal.SIGTERM)
     _, err = player.communicate(timeout=60)
+    tr = trace.stop(save_to=os.path.join(h.OUT, "soak.ktrace.txt"))
     cyc_out, _ = cyc.communicate(timeout=120)
     if stress:
         stress.wait(timeout=120)
     stats = json.load(open(stats_path))
+    att = ktrace.attribute(tr, stats.get("recent_misses", []), 20_000_000)
+    why = ktrace.summary(att, trace.steal_ms) or trace.why
     cyc_lat = []
     for line in cyc_out.splitlines():
         parts = line.split(":")
@@ -128,7 +134,7 @@ def main():
         "rss_first": rss[0], "rss_last": rss[-1], "rss_min": min(rss), "rss_max": max(rss),
         "fds_min": min(fds), "fds_max": max(fds), "peak_rss_bytes": stats["peak_rss_bytes"],
         "read_errors": status.get("read_errors"), "exit_code": player.returncode,
-        "cyclictest": floor,
+        "cyclictest": floor, "miss_attribution": att, "miss_attribution_text": why,
         "stderr_tail": err.decode(errors="replace").strip().splitlines()[-3:],
         "samples": samples,
     }
@@ -156,6 +162,8 @@ def main():
     if bad:
         md += [f"Deadline misses happened in {len(bad)} of {len(samples)} one-second samples, "
                f"at t = {', '.join(f'{t:.0f}' for t in bad[:20])}{' ...' if len(bad) > 20 else ''} s.", ""]
+    if why:
+        md += [f"Why the player was late (bench/ktrace.py): {why}.", ""]
     with open(os.path.join(h.OUT, "soak.json"), "w") as f:
         json.dump(res, f, indent=1)
     with open(os.path.join(h.OUT, "soak.md"), "w") as f:

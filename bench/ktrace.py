@@ -1,0 +1,211 @@
+"""Why was the player late? A kernel trace of timer interrupts, set beside
+the deadline misses the player logs (`recent_misses` in --stats-json).
+
+While the player runs, ftrace records every hrtimer expiry on every CPU
+(the scheduler tick and all timers: a busy CPU takes one at least every few
+ms) and every wake-up of the player thread, on CLOCK_MONOTONIC, the clock of
+the player's own timestamps. Each miss is then put in one of these classes:
+
+- `cpu-silent`: the player's timer fired late, and the CPU it fired on took
+  no timer interrupt at all between the deadline and that late wake-up. A
+  CPU that takes no interrupt for milliseconds is not running (a virtual CPU
+  descheduled by the host) or runs with interrupts off in the kernel;
+  nothing a user-space thread can do about either. `all-cpus-silent` when
+  every CPU was silent over that span at once (the whole VM stopped).
+- `timer-late`: the timer fired late although the CPU took other interrupts.
+- `ran-late`: woken on time, but the thread got the CPU late (scheduling).
+- `sent-late`: got the CPU on time, the frame was handed out late (the
+  player's own work).
+- `no-trace`: the trace lost events or has no wake-up for it.
+
+Needs root and tracefs; when either is missing the benchmark says so and
+goes on without attribution.
+"""
+import bisect
+import os
+import re
+
+PLAYER = "rowplay-player"
+EVENT = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d+): (\w+): (.*)$")
+
+
+def _tracefs():
+    for d in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.exists(os.path.join(d, "trace")):
+            return d
+    try:  # not mounted yet: mount it (root only)
+        os.makedirs("/sys/kernel/tracing", exist_ok=True)
+        if os.system("mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null") == 0:
+            return "/sys/kernel/tracing"
+    except OSError:
+        pass
+    return None
+
+
+def steal_ticks():
+    """Total time the host took the virtual CPUs away (USER_HZ ticks)."""
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class TimerTrace:
+    def __init__(self, seconds):
+        self.dir = _tracefs() if os.geteuid() == 0 else None
+        self.why = None if self.dir else "no tracefs or not root: misses not attributed"
+        # ~1,000 events per second per CPU under load, ~40 bytes each.
+        self.kb = int(max(8192, seconds * 100))
+        self.saved = {}
+        self.steal0 = None
+
+    def _w(self, name, value):
+        with open(os.path.join(self.dir, name), "w") as f:
+            f.write(value)
+
+    def _r(self, name):
+        with open(os.path.join(self.dir, name)) as f:
+            return f.read()
+
+    def start(self):
+        self.steal0 = steal_ticks()
+        if not self.dir:
+            return
+        try:
+            clock = re.search(r"\[(\w+)\]", self._r("trace_clock"))
+            self.saved = {"trace_clock": clock.group(1) if clock else "local",
+                          "buffer_size_kb": self._r("buffer_size_kb").split()[0]}
+            self._w("tracing_on", "0")
+            self._w("set_event", "")
+            self._w("trace_clock", "mono")
+            self._w("buffer_size_kb", str(self.kb))
+            self._w("trace", "")
+            self._w("events/sched/sched_waking/filter", f'comm == "{PLAYER}"')
+            self._w("events/sched/sched_waking/enable", "1")
+            self._w("events/timer/hrtimer_expire_entry/enable", "1")
+            self._w("tracing_on", "1")
+        except OSError as e:
+            self.why = f"tracefs not usable ({e}): misses not attributed"
+            self.dir = None
+
+    def stop(self, save_to=None):
+        """Stop tracing; returns (per-CPU sorted expiry times, player wake-ups
+        as (t_ns, cpu), events lost). `save_to`: also keep the raw trace
+        there, to look at the CPUs around a miss."""
+        steal1 = steal_ticks()
+        hz = os.sysconf("SC_CLK_TCK")
+        self.steal_ms = (None if self.steal0 is None or steal1 is None
+                         else (steal1 - self.steal0) * 1000 // hz)
+        if not self.dir:
+            return None
+        try:
+            self._w("tracing_on", "0")
+            ticks, wakes = {}, []
+            raw = open(save_to, "w") if save_to else None
+            with open(os.path.join(self.dir, "trace")) as f:
+                for line in f:
+                    if raw:
+                        raw.write(line)
+                    m = EVENT.match(line)
+                    if not m:
+                        continue
+                    cpu = int(m.group(3))
+                    t = int(m.group(4)) * 1_000_000_000 + int(m.group(5).ljust(9, "0")[:9])
+                    if m.group(6) == "hrtimer_expire_entry":
+                        ticks.setdefault(cpu, []).append(t)
+                    elif m.group(6) == "sched_waking":
+                        wakes.append((t, cpu))
+            if raw:
+                raw.close()
+            lost = 0
+            for cpu in ticks:
+                try:
+                    st = self._r(f"per_cpu/cpu{cpu}/stats")
+                    lost += sum(int(x) for x in re.findall(r"(?:overrun|dropped events): (\d+)", st))
+                except OSError:
+                    pass
+            return ticks, wakes, lost
+        except OSError as e:
+            self.why = f"trace not readable ({e}): misses not attributed"
+            return None
+        finally:
+            self._restore()
+
+    def _restore(self):
+        for name, value in (("events/sched/sched_waking/enable", "0"),
+                            ("events/timer/hrtimer_expire_entry/enable", "0"),
+                            ("events/sched/sched_waking/filter", "0"),
+                            ("trace", ""),
+                            ("trace_clock", self.saved.get("trace_clock", "local")),
+                            ("buffer_size_kb", self.saved.get("buffer_size_kb", "1408"))):
+            try:
+                self._w(name, value)
+            except OSError:
+                pass
+
+
+def _silent(times, lo, hi):
+    """No expiry strictly inside (lo, hi)."""
+    i = bisect.bisect_right(times, lo)
+    return i >= len(times) or times[i] >= hi
+
+
+def attribute(trace, misses, period_ns):
+    """Classify each logged miss (see the module doc). Returns a dict:
+    class -> count, plus `detail` (one entry per miss)."""
+    out = {"cpu-silent": 0, "all-cpus-silent": 0, "timer-late": 0, "ran-late": 0,
+           "sent-late": 0, "no-trace": 0, "detail": []}
+    if trace is None:
+        return None
+    ticks, wakes, lost = trace
+    out["events_lost"] = lost
+    wakes.sort()
+    wt = [w[0] for w in wakes]
+    slack = period_ns // 20  # 1 ms at 50 Hz: on time for a wake-up
+    for m in misses:
+        d, woke, sent = m["deadline_ns"], m["woke_ns"], m["sent_ns"]
+        # the last wake-up of the player at or before it woke
+        i = bisect.bisect_right(wt, woke + 100_000) - 1
+        row = {"deadline_ns": d, "late_ms": round((sent - d) / 1e6, 2)}
+        if i < 0 or wt[i] < d - slack or lost:
+            cls = "no-trace"
+        else:
+            t, cpu = wakes[i]
+            row["cpu"] = cpu
+            if woke - d <= slack:
+                cls = "sent-late"
+            elif t - d <= slack:
+                cls = "ran-late"
+            # A CPU coming back after a silence runs all its expired timers
+            # at once, the tick among them: expiries in the last 0.5 ms
+            # before the wake-up belong to that same late interrupt.
+            elif _silent(ticks.get(cpu, []), d + 50_000, t - 500_000):
+                cls = "cpu-silent"
+                if all(_silent(v, d + 50_000, t - 500_000) for v in ticks.values()):
+                    out["all-cpus-silent"] += 1
+                    row["all_cpus"] = True
+            else:
+                cls = "timer-late"
+        row["class"] = cls
+        out[cls] += 1
+        out["detail"].append(row)
+    return out
+
+
+def summary(att, steal_ms):
+    """One sentence for the reports."""
+    if att is None:
+        return None
+    n = len(att["detail"])
+    if n == 0:
+        s = "no deadline misses to attribute"
+    else:
+        s = (f"of {n} logged misses: {att['cpu-silent']} while the CPU holding the player's "
+             f"timer took no interrupt at all until the late wake-up ({att['all-cpus-silent']} "
+             f"with every CPU silent at once), {att['timer-late']} timer late on a running CPU, "
+             f"{att['ran-late']} woken on time but run late, {att['sent-late']} sent late "
+             f"after an on-time wake-up, {att['no-trace']} not in the trace")
+    if steal_ms is not None:
+        s += f"; steal time reported by the host during the run: {steal_ms} ms"
+    return s
