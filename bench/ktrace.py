@@ -16,10 +16,12 @@ the player's own timestamps. Each miss is then put in one of these classes:
 - `ran-late`: woken on time, but the thread got the CPU late (scheduling).
 - `sent-late`: got the CPU on time, the frame was handed out late (the
   player's own work).
-- `no-trace`: the trace lost events or has no wake-up for it.
+- `no-trace`: the trace does not reach back to it (a full ring drops its
+  oldest events) or has no wake-up for it.
 
 Needs root and tracefs; when either is missing the benchmark says so and
-goes on without attribution.
+goes on without attribution. The kernel has one trace for the whole
+machine: run one benchmark at a time.
 """
 import bisect
 import os
@@ -55,8 +57,14 @@ class TimerTrace:
     def __init__(self, seconds):
         self.dir = _tracefs() if os.geteuid() == 0 else None
         self.why = None if self.dir else "no tracefs or not root: misses not attributed"
-        # ~1,000 events per second per CPU under load, ~40 bytes each.
-        self.kb = int(max(8192, seconds * 100))
+        # Measured: ~400 events per second per CPU under the stress load,
+        # ~40 bytes each in the ring: 30 KB/s per CPU leaves room. Capped at
+        # an eighth of RAM over all CPUs (a Pi Zero has 512 MB); a ring
+        # that overflows loses its oldest events, and misses from before
+        # what it kept are reported as `no-trace` rather than guessed at.
+        ram_kb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
+        cap = max(1024, min(262144, ram_kb // 8 // (os.cpu_count() or 1)))
+        self.kb = int(min(cap, max(4096, seconds * 30)))
         self.saved = {}
         self.steal0 = None
 
@@ -162,13 +170,16 @@ def attribute(trace, misses, period_ns):
     out["events_lost"] = lost
     wakes.sort()
     wt = [w[0] for w in wakes]
+    # A ring that overflowed lost its oldest events: only misses after the
+    # first event kept on every CPU can be judged.
+    covered = max((v[0] for v in ticks.values() if v), default=None)
     slack = period_ns // 20  # 1 ms at 50 Hz: on time for a wake-up
     for m in misses:
         d, woke, sent = m["deadline_ns"], m["woke_ns"], m["sent_ns"]
         # the last wake-up of the player at or before it woke
         i = bisect.bisect_right(wt, woke + 100_000) - 1
         row = {"deadline_ns": d, "late_ms": round((sent - d) / 1e6, 2)}
-        if i < 0 or wt[i] < d - slack or lost:
+        if i < 0 or wt[i] < d - slack or covered is None or d < covered:
             cls = "no-trace"
         else:
             t, cpu = wakes[i]
