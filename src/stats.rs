@@ -141,7 +141,6 @@ pub struct Stats {
     pub state: AtomicU32,
 }
 
-/// [`Stats::state`]: playing.
 /// How many deadline misses [`MissLog`] remembers.
 pub const MISS_LOG_LEN: usize = 64;
 
@@ -178,6 +177,7 @@ pub struct Miss {
 }
 
 impl MissLog {
+    /// Log one miss (the frame loop is the only writer).
     pub fn record(&self, m: Miss) {
         let n = self.count.load(Relaxed);
         let i = (n % MISS_LOG_LEN as u64) as usize;
@@ -203,6 +203,7 @@ impl MissLog {
     }
 }
 
+/// [`Stats::state`]: playing.
 pub const STATE_PLAYING: u32 = 0;
 /// [`Stats::state`]: paused (holding a row).
 pub const STATE_PAUSED: u32 = 1;
