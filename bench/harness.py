@@ -64,6 +64,7 @@ def machine():
         "kernel": platform.release(),
         "arch": platform.machine(),
         "ram_bytes": mem,
+        "preemption": ktrace.preemption(),
     }
 
 
@@ -540,7 +541,8 @@ def report(res):
     L.append("# rowplay benchmark")
     L.append("")
     L.append(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram_bytes'] / 2**30:.1f} GiB RAM, "
-             f"kernel {m['kernel']} ({m['arch']})")
+             f"kernel {m['kernel']} ({m['arch']}), preemption "
+             f"{m.get('preemption', 'unknown')}")
     L.append(f"- Date: {res['date']}; total wall time {res['wall_s']:.0f} s")
     L.append(f"- Command: `{res['command']}`")
     L.append(f"- Workload: random uint8 arrays of shape {res['shape']}, saved with np.save; "

@@ -13,7 +13,9 @@ the player's own timestamps. Each miss is then put in one of these classes:
   nothing a user-space thread can do about either. `all-cpus-silent` when
   every CPU was silent over that span at once (the whole VM stopped).
 - `timer-late`: the timer fired late although the CPU took other interrupts.
-- `ran-late`: woken on time, but the thread got the CPU late (scheduling).
+- `ran-late`: woken on time, but the thread got the CPU late: another task
+  kept it, typically inside a system call on a kernel without full
+  preemption (see `preemption()`); the report names that task.
 - `sent-late`: got the CPU on time, the frame was handed out late (the
   player's own work).
 - `no-trace`: the trace does not reach back to it (a full ring drops its
@@ -99,7 +101,7 @@ class TimerTrace:
 
     def stop(self, save_to=None):
         """Stop tracing; returns (per-CPU sorted expiry times, player wake-ups
-        as (t_ns, cpu), events lost). `save_to`: also keep the raw trace
+        as (t_ns, cpu), events lost, per-CPU task running at each expiry). `save_to`: also keep the raw trace
         there, to look at the CPUs around a miss."""
         steal1 = steal_ticks()
         hz = os.sysconf("SC_CLK_TCK")
@@ -109,7 +111,7 @@ class TimerTrace:
             return None
         try:
             self._w("tracing_on", "0")
-            ticks, wakes = {}, []
+            ticks, comms, wakes = {}, {}, []
             raw = open(save_to, "w") if save_to else None
             with open(os.path.join(self.dir, "trace")) as f:
                 for line in f:
@@ -122,6 +124,7 @@ class TimerTrace:
                     t = int(m.group(4)) * 1_000_000_000 + int(m.group(5).ljust(9, "0")[:9])
                     if m.group(6) == "hrtimer_expire_entry":
                         ticks.setdefault(cpu, []).append(t)
+                        comms.setdefault(cpu, []).append(m.group(1).strip())
                     elif m.group(6) == "sched_waking":
                         wakes.append((t, cpu))
             if raw:
@@ -133,7 +136,7 @@ class TimerTrace:
                     lost += sum(int(x) for x in re.findall(r"(?:overrun|dropped events): (\d+)", st))
                 except OSError:
                     pass
-            return ticks, wakes, lost
+            return ticks, wakes, lost, comms
         except OSError as e:
             self.why = f"trace not readable ({e}): misses not attributed"
             return None
@@ -166,7 +169,8 @@ def attribute(trace, misses, period_ns):
            "sent-late": 0, "no-trace": 0, "detail": []}
     if trace is None:
         return None
-    ticks, wakes, lost = trace
+    ticks, wakes, lost = trace[:3]
+    comms = trace[3] if len(trace) > 3 else {}
     out["events_lost"] = lost
     wakes.sort()
     wt = [w[0] for w in wakes]
@@ -188,6 +192,11 @@ def attribute(trace, misses, period_ns):
                 cls = "sent-late"
             elif t - d <= slack:
                 cls = "ran-late"
+                # The task interrupted by the last tick before the player
+                # ran is the one that kept the CPU.
+                k = bisect.bisect_left(ticks.get(cpu, []), woke) - 1
+                if k >= 0 and cpu in comms and ticks[cpu][k] > t:
+                    row["held_by"] = comms[cpu][k]
             # A CPU coming back after a silence runs all its expired timers
             # at once, the tick among them: expiries in the last 0.5 ms
             # before the wake-up belong to that same late interrupt.
@@ -217,6 +226,47 @@ def summary(att, steal_ms):
              f"with every CPU silent at once), {att['timer-late']} timer late on a running CPU, "
              f"{att['ran-late']} woken on time but run late, {att['sent-late']} sent late "
              f"after an on-time wake-up, {att['no-trace']} not in the trace")
+    held = sorted({r["held_by"] for r in att["detail"] if "held_by" in r})
+    if held:
+        s += f" (the CPU was held by {', '.join(held)})"
     if steal_ms is not None:
         s += f"; steal time reported by the host during the run: {steal_ms} ms"
     return s
+
+
+def preemption():
+    """The kernel's preemption model, as far as it can be read: `full` and
+    `rt` let a due SCHED_FIFO thread take the CPU from another task's system
+    call at once; `none` and `voluntary` make it wait for that call to reach
+    a preemption point."""
+    try:
+        with open("/sys/kernel/debug/sched/preempt") as f:
+            m = re.search(r"\((\w+)\)", f.read())
+            if m:
+                return m.group(1)
+    except OSError:
+        pass
+    version = os.uname().version
+    if "PREEMPT_RT" in version:
+        return "rt"
+    try:
+        import gzip
+        with gzip.open("/proc/config.gz", "rt") as f:
+            cfg = f.read()
+    except OSError:
+        cfg = ""
+    if cfg:
+        with open("/proc/cmdline") as f:
+            arg = re.search(r"\bpreempt=(\w+)", f.read())
+        if "CONFIG_PREEMPT_DYNAMIC=y" in cfg and arg:
+            return f"{arg.group(1)} (preempt= on the command line)"
+        for opt, name in (("CONFIG_PREEMPT_RT=y", "rt"), ("CONFIG_PREEMPT=y", "full"),
+                          ("CONFIG_PREEMPT_LAZY=y", "lazy"),
+                          ("CONFIG_PREEMPT_VOLUNTARY=y", "voluntary"),
+                          ("CONFIG_PREEMPT_NONE=y", "none")):
+            if opt in cfg:
+                return name + (" (the build's default)" if "CONFIG_PREEMPT_DYNAMIC=y" in cfg
+                               else "")
+    if re.search(r"\bPREEMPT\b", version):
+        return "full"
+    return "unknown (uname -v: " + version + ")"

@@ -141,7 +141,8 @@ def main():
     mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731
     md = [
         "# rowplay soak", "",
-        "Machine: {cpu}, {cores} cores, Linux {kernel}.".format(**res["machine"]), "",
+        "Machine: {cpu}, {cores} cores, Linux {kernel}, preemption {preemption}.".format(
+            **res["machine"]), "",
         f"{seconds / 60:.1f} min at 50 Hz, {count} arrays, a random jump every {a.jump_ms:.0f} ms "
         f"({jumps} jumps, {errors} refused), load: {res['load']}", "",
         "| frames | deadline misses | underruns | wake p50 / p99 / max (us) | RSS after warm-up: first / last / min / max (MiB) | open fds min / max |",
