@@ -26,8 +26,10 @@ goes on without attribution. The kernel has one trace for the whole
 machine: run one benchmark at a time.
 """
 import bisect
+import gzip
 import os
 import re
+import subprocess
 
 PLAYER = "rowplay-player"
 EVENT = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d+): (\w+): (.*)$")
@@ -39,7 +41,9 @@ def _tracefs():
             return d
     try:  # not mounted yet: mount it (root only)
         os.makedirs("/sys/kernel/tracing", exist_ok=True)
-        if os.system("mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null") == 0:
+        r = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if r.returncode == 0:
             return "/sys/kernel/tracing"
     except OSError:
         pass
@@ -100,9 +104,10 @@ class TimerTrace:
             self.dir = None
 
     def stop(self, save_to=None):
-        """Stop tracing; returns (per-CPU sorted expiry times, player wake-ups
-        as (t_ns, cpu), events lost, per-CPU task running at each expiry). `save_to`: also keep the raw trace
-        there, to look at the CPUs around a miss."""
+        """Stop tracing and read the trace: (per-CPU sorted expiry times,
+        player wake-ups as (t_ns, cpu), events lost, per-CPU name of the
+        task each expiry interrupted), or None. `save_to`: also keep the raw
+        trace there, to look at the CPUs around a miss."""
         steal1 = steal_ticks()
         hz = os.sysconf("SC_CLK_TCK")
         self.steal_ms = (None if self.steal0 is None or steal1 is None
@@ -169,8 +174,7 @@ def attribute(trace, misses, period_ns):
            "sent-late": 0, "no-trace": 0, "detail": []}
     if trace is None:
         return None
-    ticks, wakes, lost = trace[:3]
-    comms = trace[3] if len(trace) > 3 else {}
+    ticks, wakes, lost, comms = trace
     out["events_lost"] = lost
     wakes.sort()
     wt = [w[0] for w in wakes]
@@ -195,7 +199,7 @@ def attribute(trace, misses, period_ns):
                 # The task interrupted by the last tick before the player
                 # ran is the one that kept the CPU.
                 k = bisect.bisect_left(ticks.get(cpu, []), woke) - 1
-                if k >= 0 and cpu in comms and ticks[cpu][k] > t:
+                if k >= 0 and ticks[cpu][k] > t:
                     row["held_by"] = comms[cpu][k]
             # A CPU coming back after a silence runs all its expired timers
             # at once, the tick among them: expiries in the last 0.5 ms
@@ -250,7 +254,6 @@ def preemption():
     if "PREEMPT_RT" in version:
         return "rt"
     try:
-        import gzip
         with gzip.open("/proc/config.gz", "rt") as f:
             cfg = f.read()
     except OSError:
