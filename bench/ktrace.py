@@ -32,6 +32,7 @@ import re
 import subprocess
 
 PLAYER = "rowplay-player"
+MISS_LOG_LEN = 64  # misses the player keeps in `recent_misses` (src/stats.rs)
 EVENT = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d+): (\w+): (.*)$")
 
 

@@ -113,7 +113,7 @@ def main():
     if stress:
         stress.wait(timeout=120)
     stats = json.load(open(stats_path))
-    att = ktrace.attribute(tr, stats.get("recent_misses", []), 20_000_000)
+    att = ktrace.attribute(tr, stats.get("recent_misses", []), h.PERIOD_NS)
     why = ktrace.summary(att, trace.steal_ms) or trace.why
     cyc_lat = []
     for line in cyc_out.splitlines():
