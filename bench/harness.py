@@ -459,12 +459,18 @@ def cyclictest_cmd(seconds):
             "-t", "1", "-l", str(max(1, int(seconds * 50)))]
 
 
-def parse_cyclictest(text):
+def cyclictest_latencies(text):
+    """Every wake-up latency (ns) in `cyclictest -v` output."""
     lat = []
     for line in text.splitlines():
         parts = line.split(":")
         if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
             lat.append(int(parts[2]) * 1000)  # us -> ns
+    return lat
+
+
+def parse_cyclictest(text):
+    lat = cyclictest_latencies(text)
     return {**quantiles(lat), "samples": len(lat)}
 
 

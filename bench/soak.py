@@ -115,11 +115,7 @@ def main():
     stats = json.load(open(stats_path))
     att = ktrace.attribute(tr, stats.get("recent_misses", []), h.PERIOD_NS)
     why = ktrace.summary(att, trace.steal_ms) or trace.why
-    cyc_lat = []
-    for line in cyc_out.splitlines():
-        parts = line.split(":")
-        if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
-            cyc_lat.append(int(parts[2]) * 1000)
+    cyc_lat = h.cyclictest_latencies(cyc_out)
     floor = {**h.quantiles(cyc_lat), "samples": len(cyc_lat),
              "late_over_5ms": sum(1 for x in cyc_lat if x > 5_000_000)}
 

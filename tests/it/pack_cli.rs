@@ -141,51 +141,29 @@ fn inspect_lists_arrays_in_name_order_whatever_the_input_order() {
             &array(i as u32, 3, 2, 3),
         );
     }
-    let p = |n: &str| {
-        dir.path()
-            .join(format!("{n}.npy"))
-            .to_str()
-            .unwrap()
-            .to_string()
+    // Pack the named inputs, in this order, into `out`.
+    let pack = |order: [&str; 4], out: &std::path::Path| {
+        let inputs: Vec<String> = order
+            .iter()
+            .map(|n| dir.path().join(format!("{n}.npy")).display().to_string())
+            .collect();
+        let mut args: Vec<&str> = vec!["pack"];
+        args.extend(inputs.iter().map(String::as_str));
+        args.extend(["-o", out.to_str().unwrap()]);
+        let o = rowplay(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
     };
     let a = dir.path().join("a.rowpack");
     let b = dir.path().join("b.rowpack");
-    let o = rowplay(&[
-        "pack",
-        &p("zeta"),
-        &p("alpha"),
-        &p("Mid"),
-        &p("beta"),
-        "-o",
-        a.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = rowplay(&[
-        "pack",
-        &p("beta"),
-        &p("Mid"),
-        &p("alpha"),
-        &p("zeta"),
-        "-o",
-        b.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    pack(["zeta", "alpha", "Mid", "beta"], &a);
+    pack(["beta", "Mid", "alpha", "zeta"], &b);
     let names: Vec<String> = inspect_names(&a).into_iter().map(|n| n.0).collect();
     // ascending byte order: upper case before lower case
     assert_eq!(names, ["Mid", "alpha", "beta", "zeta"]);
     // Names are sorted, but bodies follow input order, so the bytes differ
     // between these two; the same inputs in the same order are identical.
     let c = dir.path().join("c.rowpack");
-    let o = rowplay(&[
-        "pack",
-        &p("zeta"),
-        &p("alpha"),
-        &p("Mid"),
-        &p("beta"),
-        "-o",
-        c.to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
+    pack(["zeta", "alpha", "Mid", "beta"], &c);
     assert_eq!(
         std::fs::read(&a).unwrap(),
         std::fs::read(&c).unwrap(),
