@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(c.led.count, Some(300));
         assert_eq!(c.buttons.len(), 2);
         assert_eq!(c.playlist.unwrap().entries.len(), 3);
-        crate::color::ColorSettings::from_config(&c.color, 2.2).unwrap();
+        crate::app::settings::color_from_config(&c.color, 2.2).unwrap();
         let order: crate::output::chip::ColorOrder = c.led.color_order.unwrap().parse().unwrap();
         let mut s = crate::output::chip::ChipSettings::new(c.led.chip.unwrap());
         s.order = Some(order);

@@ -2,7 +2,7 @@
 //! resolved against the config file in [`crate::app`].
 
 use crate::output::chip::ChipKind;
-use crate::player::Order;
+use crate::playlist::Order;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -200,12 +200,21 @@ pub struct PlayArgs {
 /// `rowplay ctl`.
 #[derive(Args, Debug)]
 pub struct CtlArgs {
-    /// Control socket path (default: the player's default locations).
+    /// Control socket path (default: the config's `socket`, else the
+    /// player's default locations).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// TOML config to take the socket from (default /etc/rowplay/config.toml
+    /// when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Print `status` as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With play, next or prev: reply only once row 0 of the target is on
+    /// the strip.
+    #[arg(long)]
+    pub wait: bool,
     /// The command, e.g. `play wave_17`, `next`, `status`.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

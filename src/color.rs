@@ -23,7 +23,6 @@
 //!
 //! No temporal dithering: at 50 Hz it would show as flicker.
 
-use crate::config::ColorConfig;
 use std::fmt;
 
 /// Smallest and largest gamma accepted: beyond these the curve is useless
@@ -116,36 +115,6 @@ fn in_unit(v: f32) -> bool {
 }
 
 impl ColorSettings {
-    /// Settings from the config's `[color]` table; `default_gamma` where it
-    /// gives none (2.2 when a chip is configured, 1.0 for host outputs).
-    pub fn from_config(c: &ColorConfig, default_gamma: f32) -> Result<ColorSettings, ColorError> {
-        let mut s = ColorSettings {
-            gamma: default_gamma,
-            ..ColorSettings::default()
-        };
-        if let Some(b) = c.brightness {
-            s.brightness = b;
-        }
-        if let Some(g) = c.gamma {
-            s.gamma = g;
-        }
-        if let Some(wb) = &c.white_balance {
-            if wb.len() != 3 && wb.len() != 4 {
-                return Err(ColorError::WhiteBalanceLen(wb.len()));
-            }
-            s.white_balance[..wb.len()].copy_from_slice(wb);
-        }
-        s.max_current_ma = c.max_current_ma;
-        if let Some(m) = c.ma_per_channel {
-            s.ma_per_channel = m;
-        }
-        if let Some(m) = c.idle_ma_per_led {
-            s.idle_ma_per_led = m;
-        }
-        s.validate()?;
-        Ok(s)
-    }
-
     /// Check every value is in range (NaN never is).
     pub fn validate(&self) -> Result<(), ColorError> {
         if !in_unit(self.brightness) {
@@ -419,60 +388,5 @@ mod tests {
         };
         let p = Pipeline::new(s, 4);
         assert!(run(&p, &[255; 1200], 4, 300).iter().all(|&v| v == 0));
-    }
-
-    #[test]
-    fn from_config_validates() {
-        let ok = ColorConfig {
-            brightness: Some(0.5),
-            white_balance: Some(vec![1.0, 0.9, 0.8]),
-            max_current_ma: Some(2000),
-            ..ColorConfig::default()
-        };
-        let s = ColorSettings::from_config(&ok, 2.2).unwrap();
-        assert_eq!((s.gamma, s.white_balance), (2.2, [1.0, 0.9, 0.8, 1.0]));
-        let bad = |c: ColorConfig| ColorSettings::from_config(&c, 2.2).unwrap_err();
-        assert_eq!(
-            bad(ColorConfig {
-                gamma: Some(0.0),
-                ..ColorConfig::default()
-            }),
-            ColorError::Gamma(0.0)
-        );
-        assert_eq!(
-            bad(ColorConfig {
-                brightness: Some(1.5),
-                ..ColorConfig::default()
-            }),
-            ColorError::Brightness(1.5)
-        );
-        assert_eq!(
-            bad(ColorConfig {
-                white_balance: Some(vec![1.0; 2]),
-                ..ColorConfig::default()
-            }),
-            ColorError::WhiteBalanceLen(2)
-        );
-        assert_eq!(
-            bad(ColorConfig {
-                white_balance: Some(vec![1.0, 2.0, 1.0]),
-                ..ColorConfig::default()
-            }),
-            ColorError::WhiteBalance(2.0)
-        );
-        assert_eq!(
-            bad(ColorConfig {
-                ma_per_channel: Some(0.0),
-                ..ColorConfig::default()
-            }),
-            ColorError::MaPerChannel(0.0)
-        );
-        assert!(matches!(
-            bad(ColorConfig {
-                idle_ma_per_led: Some(f32::NAN),
-                ..ColorConfig::default()
-            }),
-            ColorError::IdleMa(_)
-        ));
     }
 }

@@ -89,13 +89,8 @@ fn breathing(r: u32, l: u32) -> [u8; 3] {
 fn fire() -> impl FnMut(u32, u32) -> [u8; 3] {
     let n = LEDS as usize;
     let mut heat = vec![0u8; n];
-    let mut seed = 0x2545_f491_u32;
-    let mut rnd = move |m: u32| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed % m.max(1)
-    };
+    let mut rng = fastrand::Rng::with_seed(0x2545_f491);
+    let mut rnd = move |m: u32| rng.u32(..m.max(1));
     let mut last_row = u32::MAX;
     move |r, l| {
         if r != last_row {

@@ -13,12 +13,18 @@
 //!   [`rt`] its realtime set-up, [`stats`] its allocation-free counters.
 //! - [`color`] is the colour pipeline, [`output`] the LED chips and host
 //!   outputs (terminal, capture file, wire file).
-//! - [`control`] is the socket protocol and command queue, [`config`] the
-//!   TOML configuration and [`board`] the built-in board profiles.
-//! - [`demo`] generates the built-in demo library; [`app`] runs the
-//!   subcommands that [`cli`] defines.
+//! - [`playlist`] decides what plays after what.
+//! - [`control`] is how the world steers the player: the line protocol, the
+//!   one command path every front end uses, the socket server and client,
+//!   signals.
+//! - [`config`] is the TOML configuration and [`board`] the built-in board
+//!   profiles; [`source`] turns what to play into a pack (on-the-fly packs,
+//!   the built-in [`demo`]); [`atomic`] writes files that appear whole.
+//! - [`app`] resolves settings and runs the subcommands that [`cli`]
+//!   defines.
 
 pub mod app;
+pub mod atomic;
 pub mod board;
 pub mod buttons;
 pub mod cli;
@@ -33,6 +39,8 @@ pub mod loader;
 pub mod output;
 pub mod pack;
 pub mod player;
+pub mod playlist;
 pub mod rt;
 pub mod selftest;
+pub mod source;
 pub mod stats;

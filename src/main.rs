@@ -33,12 +33,10 @@ fn main() -> ExitCode {
     };
     match rowplay::app::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (e.g. `rowplay inspect x | head`) is not an error.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            for line in &e.0 {
-                // A closed pipe (e.g. `rowplay inspect x | head`) is not an error.
-                if line.contains("Broken pipe") {
-                    return ExitCode::SUCCESS;
-                }
+            for line in e.lines() {
                 eprintln!("error: {line}");
             }
             ExitCode::from(1)

@@ -20,6 +20,8 @@ use crate::color::Pipeline;
 use crate::library::Library;
 use crate::loader::{Loader, PlayerSide, RowState, Want};
 use crate::output::{FrameMeta, Output, ALL_OFF};
+use crate::playlist::{Cursor, Go};
+pub use crate::playlist::{Order, PlaylistItem};
 use crate::stats::{Miss, Stats, STATE_FINISHED, STATE_PAUSED, STATE_PLAYING, STATE_STOPPED};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -27,40 +29,6 @@ use std::sync::Arc;
 /// Commands the loop takes per wake-up at most, so a flood of commands
 /// cannot delay a frame.
 pub const COMMAND_BUDGET: usize = 8;
-
-/// What happens at the end of the playlist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Order {
-    /// Start again from the first entry.
-    #[default]
-    Loop,
-    /// Go dark after the last entry and keep running.
-    Once,
-    /// Play the entries in a new random order on each pass.
-    Shuffle,
-}
-
-/// One playlist entry, resolved against a library.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PlaylistItem {
-    /// Array index.
-    pub array: u32,
-    /// Times through the array (>= 1).
-    pub repeat: u32,
-    /// Or: play (looping) for this many frames.
-    pub frames: Option<u64>,
-}
-
-impl PlaylistItem {
-    /// Play `array` once through.
-    pub fn once(array: u32) -> PlaylistItem {
-        PlaylistItem {
-            array,
-            repeat: 1,
-            frames: None,
-        }
-    }
-}
 
 /// Everything that depends on the library, swapped as one on reload.
 pub struct Bundle {
@@ -70,10 +38,8 @@ pub struct Bundle {
     pub loader: Loader,
     /// The player's handle on the loader.
     pub side: PlayerSide,
-    /// The playlist, resolved against `lib`.
-    pub playlist: Vec<PlaylistItem>,
-    /// Play order of the playlist positions (shuffled in place).
-    order: Vec<u32>,
+    /// Where playback is in the playlist, resolved against `lib`.
+    pub cursor: Cursor,
     /// Source row for the upcoming frame, and for the frame last sent.
     src_next: Vec<u8>,
     src_sent: Vec<u8>,
@@ -96,8 +62,7 @@ impl Bundle {
         let (loader, side) = Loader::start(lib.clone(), reader)?;
         let row = lib.max_row_bytes() as usize;
         Ok(Bundle {
-            order: (0..playlist.len() as u32).collect(),
-            playlist,
+            cursor: Cursor::new(playlist, Order::Loop, 0),
             lib,
             loader,
             side,
@@ -222,16 +187,13 @@ pub struct Player<C: Clock> {
     gen: u32,
     fresh_gen: u32,
     predicted: Option<Want>,
-    /// Position in `b.order`, or `None` when playing outside the playlist.
-    pl_pos: Option<usize>,
-    passes: u32,
-    entry_frames: u64,
     upcoming: Upcoming,
     paused: bool,
     stopped: bool,
     finished: bool,
     last: FrameMeta,
-    rng: u64,
+    /// A switch was applied whose row 0 has not been handed out yet.
+    switch_unshown: bool,
     frames: u64,
 }
 
@@ -253,6 +215,8 @@ impl<C: Clock> Player<C> {
         } = links.clone();
         let period = 1_000_000_000 / cfg.fps.max(1) as u64;
         let pix = vec![0; cfg.leds * pipe.out_channels()];
+        let mut bundle = bundle;
+        bundle.cursor.set_mode(cfg.order, cfg.seed);
         stats
             .brightness_milli
             .store((pipe.brightness() * 1000.0).round() as u32, Relaxed);
@@ -273,9 +237,6 @@ impl<C: Clock> Player<C> {
             gen: 0,
             fresh_gen: 1,
             predicted: None,
-            pl_pos: None,
-            passes: 0,
-            entry_frames: 0,
             upcoming: Upcoming::Dark,
             paused: false,
             stopped: false,
@@ -285,7 +246,7 @@ impl<C: Clock> Player<C> {
                 array: ALL_OFF,
                 row: 0,
             },
-            rng: cfg.seed | 1,
+            switch_unshown: false,
             frames: 0,
         }
     }
@@ -294,14 +255,9 @@ impl<C: Clock> Player<C> {
     /// The first deadline is one period from now.
     pub fn start(&mut self) {
         let t = self.send_all_off();
-        if self.cfg.order == Order::Shuffle {
-            self.shuffle();
-        }
-        match self.cfg.start {
-            Some(i) => self.jump_to(i),
-            None if !self.b.playlist.is_empty() => self.enter_entry(0),
-            None => self.begin_array(0, None),
-        }
+        let start = self.cfg.start.map(|i| self.clamp(i));
+        let go = self.b.cursor.start(start);
+        self.go(go);
         self.ticker = Ticker::new(t + self.ticker.period(), self.ticker.period());
     }
 
@@ -413,8 +369,14 @@ impl<C: Clock> Player<C> {
         self.last = meta;
 
         if self.upcoming == Upcoming::Row {
+            if self.switch_unshown && meta.row == 0 {
+                // Row 0 of the latest switch is out: `wait` may answer.
+                self.switch_unshown = false;
+                self.stats
+                    .shown_seq
+                    .store(self.stats.switches.load(Relaxed), Relaxed);
+            }
             std::mem::swap(&mut self.b.src_next, &mut self.b.src_sent);
-            self.entry_frames += 1;
             self.advance();
         }
         let skipped = self.ticker.advance(self.clock.now_ns());
@@ -426,35 +388,15 @@ impl<C: Clock> Player<C> {
     fn apply(&mut self, c: Command) {
         match c {
             Command::Play(i) => {
-                Stats::bump(&self.stats.switches);
-                self.stopped = false;
-                self.paused = false;
-                self.finished = false;
-                self.jump_to(i);
+                self.switch_applied();
+                let go = self.b.cursor.jump(self.clamp(i));
+                self.go(go);
             }
             Command::Next | Command::Prev => {
-                Stats::bump(&self.stats.switches);
-                self.stopped = false;
-                self.paused = false;
-                self.finished = false;
+                self.switch_applied();
                 let fwd = matches!(c, Command::Next);
-                let n = self.b.playlist.len();
-                if n > 0 {
-                    let pos = match self.pl_pos {
-                        Some(p) if fwd => (p + 1) % n,
-                        Some(p) => (p + n - 1) % n,
-                        None => 0,
-                    };
-                    self.enter_entry(pos);
-                } else {
-                    let len = self.b.lib.len();
-                    let i = if fwd {
-                        (self.array + 1) % len
-                    } else {
-                        (self.array + len - 1) % len
-                    };
-                    self.begin_array(i, None);
-                }
+                let go = self.b.cursor.step(fwd, self.array, self.b.lib.len());
+                self.go(go);
             }
             Command::Pause => {
                 if !self.stopped && !self.finished && self.last.array != ALL_OFF {
@@ -522,53 +464,49 @@ impl<C: Clock> Player<C> {
         }
         Stats::bump(&self.stats.reloads);
         self.predicted = None;
-        self.order_reset();
+        self.b
+            .cursor
+            .set_mode(self.cfg.order, self.cfg.seed ^ self.frames);
         let i = found.unwrap_or(0);
         // A held row belonged to the old library: play on from row 0.
         self.paused = false;
+        let go = self.b.cursor.jump(i);
         if self.finished || self.stopped {
+            // Resume plays it from row 0.
             self.array = i;
             self.row = 0;
             return;
         }
-        self.jump_to(i);
+        self.go(go);
     }
 
-    fn order_reset(&mut self) {
-        for (i, o) in self.b.order.iter_mut().enumerate() {
-            *o = i as u32;
-        }
-        if self.cfg.order == Order::Shuffle {
-            self.shuffle();
-        }
-    }
-
-    /// Play array `i` from row 0; stay in the playlist if it is in it.
-    fn jump_to(&mut self, i: u32) {
-        let i = i.min(self.b.lib.len().saturating_sub(1));
-        let pos = self
-            .b
-            .order
-            .iter()
-            .position(|&p| self.b.playlist[p as usize].array == i);
-        match pos {
-            Some(p) => self.enter_entry(p),
-            None => self.begin_array(i, None),
-        }
-    }
-
-    fn enter_entry(&mut self, pos: usize) {
-        let item = self.b.playlist[self.b.order[pos] as usize];
-        self.begin_array(item.array, Some(pos));
-    }
-
-    /// Start array `i` at row 0, as playlist position `pos` (or outside it).
-    fn begin_array(&mut self, i: u32, pos: Option<usize>) {
-        self.pl_pos = pos;
-        self.passes = 0;
-        self.entry_frames = 0;
+    fn switch_applied(&mut self) {
+        Stats::bump(&self.stats.switches);
+        self.switch_unshown = true;
+        self.stopped = false;
+        self.paused = false;
         self.finished = false;
-        self.start_pass(i);
+    }
+
+    /// An index the library has (the last array for one past the end).
+    fn clamp(&self, i: u32) -> u32 {
+        i.min(self.b.lib.len().saturating_sub(1))
+    }
+
+    /// Do what the cursor decided.
+    fn go(&mut self, go: Go) {
+        match go {
+            Go::Play(i) => {
+                self.finished = false;
+                self.start_pass(self.clamp(i));
+            }
+            Go::Dark => {
+                self.finished = true;
+                self.b.side.want(None, None);
+                self.go_dark();
+                self.publish_state();
+            }
+        }
     }
 
     /// Row 0 of array `i`, as a new stream; tell the loader what follows.
@@ -579,7 +517,10 @@ impl<C: Clock> Player<C> {
             Some(w) if w.array == i => w.gen,
             _ => self.new_gen(),
         };
-        let next = self.predict_next();
+        let next = self.b.cursor.predict(i).map(|a| Want {
+            array: a,
+            gen: self.new_gen(),
+        });
         self.predicted = next;
         let current = Some(Want {
             array: i,
@@ -598,77 +539,18 @@ impl<C: Clock> Player<C> {
         self.fresh_gen
     }
 
-    /// The stream that will follow the current pass, for prefetching.
-    fn predict_next(&mut self) -> Option<Want> {
-        let array = match self.pl_pos {
-            None => Some(self.array),
-            Some(p) => {
-                let item = self.b.playlist[self.b.order[p] as usize];
-                if item.frames.is_some() || self.passes + 1 < item.repeat {
-                    Some(item.array)
-                } else if p + 1 < self.b.order.len() {
-                    Some(self.b.playlist[self.b.order[p + 1] as usize].array)
-                } else if self.cfg.order == Order::Loop {
-                    Some(self.b.playlist[self.b.order[0] as usize].array)
-                } else {
-                    None // once: dark next; shuffle: not known yet
-                }
-            }
-        };
-        array.map(|a| Want {
-            array: a,
-            gen: self.new_gen(),
-        })
-    }
-
     /// Move past the frame just sent.
     fn advance(&mut self) {
-        let rows = self.b.lib.entry(self.array).rows;
-        if let Some(p) = self.pl_pos {
-            let item = self.b.playlist[self.b.order[p] as usize];
-            if item.frames.is_some_and(|f| self.entry_frames >= f) {
-                return self.next_entry(p);
-            }
+        if let Some(go) = self.b.cursor.frame_shown() {
+            return self.go(go);
         }
+        let rows = self.b.lib.entry(self.array).rows;
         if self.row + 1 < rows {
             self.row += 1;
             self.fetch();
         } else {
-            self.end_of_pass();
-        }
-    }
-
-    fn end_of_pass(&mut self) {
-        match self.pl_pos {
-            None => self.start_pass(self.array),
-            Some(p) => {
-                self.passes += 1;
-                let item = self.b.playlist[self.b.order[p] as usize];
-                if item.frames.is_some() || self.passes < item.repeat {
-                    self.start_pass(item.array);
-                } else {
-                    self.next_entry(p);
-                }
-            }
-        }
-    }
-
-    fn next_entry(&mut self, p: usize) {
-        if p + 1 < self.b.order.len() {
-            return self.enter_entry(p + 1);
-        }
-        match self.cfg.order {
-            Order::Loop => self.enter_entry(0),
-            Order::Shuffle => {
-                self.shuffle();
-                self.enter_entry(0);
-            }
-            Order::Once => {
-                self.finished = true;
-                self.b.side.want(None, None);
-                self.go_dark();
-                self.publish_state();
-            }
+            let go = self.b.cursor.end_of_pass(self.array);
+            self.go(go);
         }
     }
 
@@ -687,21 +569,12 @@ impl<C: Clock> Player<C> {
             return;
         }
         let b = &mut *self.b;
-        let e = *b.lib.entry(self.array);
-        let rb = e.row_bytes() as usize;
-        let state = match b.lib.head_row(self.array, self.row) {
-            Some(row) => {
-                b.src_next[..rb].copy_from_slice(row);
-                RowState::Ready
-            }
-            None => {
-                let w = Want {
-                    array: self.array,
-                    gen: self.gen,
-                };
-                b.side.row(&b.lib, w, self.row, &mut b.src_next[..rb])
-            }
+        let rb = b.lib.entry(self.array).row_bytes() as usize;
+        let w = Want {
+            array: self.array,
+            gen: self.gen,
         };
+        let state = b.side.row(&b.lib, w, self.row, &mut b.src_next[..rb]);
         match state {
             RowState::Ready => {
                 self.render_next();
@@ -711,16 +584,9 @@ impl<C: Clock> Player<C> {
             RowState::Bad => {
                 // The body failed its CRC or cannot be read: skip the array.
                 Stats::bump(&self.stats.skipped_arrays);
-                self.end_of_array_early();
+                let go = self.b.cursor.skip(self.array);
+                self.go(go);
             }
-        }
-    }
-
-    fn end_of_array_early(&mut self) {
-        match self.pl_pos {
-            Some(p) if self.b.playlist.len() > 1 => self.next_entry(p),
-            // Nothing else to play: replay its head rows.
-            _ => self.start_pass(self.array),
         }
     }
 
@@ -743,17 +609,5 @@ impl<C: Clock> Player<C> {
         self.pipe
             .apply(&self.b.src_sent[..rb], e.channels as usize, &mut self.pix);
         self.out.prepare(&self.pix);
-    }
-
-    fn shuffle(&mut self) {
-        // Fisher-Yates with xorshift64: in place, no allocation.
-        let n = self.b.order.len();
-        for i in (1..n).rev() {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            let j = (self.rng % (i as u64 + 1)) as usize;
-            self.b.order.swap(i, j);
-        }
     }
 }

@@ -127,6 +127,9 @@ pub struct Stats {
     pub skipped_arrays: AtomicU64,
     /// Successful reloads.
     pub reloads: AtomicU64,
+    /// The value of `switches` when row 0 of the latest switch was handed
+    /// out (`switch_seq` on the control side counts the same switches).
+    pub shown_seq: AtomicU64,
     /// How late each wake-up was against its deadline.
     pub wake_latency: Histogram,
     /// When the most recent deadline misses happened.
@@ -237,6 +240,7 @@ impl Stats {
             ("output_write_errors", &self.output_write_errors),
             ("skipped_arrays", &self.skipped_arrays),
             ("reloads", &self.reloads),
+            ("shown_seq", &self.shown_seq),
         ] {
             m.insert(k.into(), c.load(Relaxed).into());
         }

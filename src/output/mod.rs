@@ -66,6 +66,13 @@ impl fmt::Display for OutputError {
 
 impl std::error::Error for OutputError {}
 
+/// Names of arrays by index, for outputs that label frames (the terminal
+/// preview). Outputs take pixels and names, never the library itself.
+pub trait ArrayNames: Send + Sync {
+    /// Call `f` with the name of array `array` (`"?"` when unknown).
+    fn with_name(&self, array: u32, f: &mut dyn FnMut(&str));
+}
+
 /// A place frames go to. See the module docs for the two-step contract.
 pub trait Output: Send {
     /// Take the pixels of the next frame (after the colour pipeline, the

@@ -6,11 +6,10 @@
 //! frame rate, frames are dropped and counted, never waited for.
 
 use super::record::{Rec, Recorder, Sink};
-use super::ALL_OFF;
-use crate::library::Library;
+use super::{ArrayNames, ALL_OFF};
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Columns kept for the label after the colour blocks.
 const LABEL_COLS: usize = 28;
@@ -19,7 +18,7 @@ const LABEL_COLS: usize = 28;
 pub struct TermSink {
     channels: usize,
     cols: usize,
-    lib: Arc<Mutex<Arc<Library>>>,
+    names: Arc<dyn ArrayNames>,
     line: String,
     out: io::Stdout,
 }
@@ -38,12 +37,12 @@ pub fn terminal_width() -> usize {
 }
 
 impl TermSink {
-    /// A preview of `channels`-per-LED frames, labelled with names from `lib`.
-    pub fn new(channels: usize, lib: Arc<Mutex<Arc<Library>>>) -> TermSink {
+    /// A preview of `channels`-per-LED frames, labelled with `names`.
+    pub fn new(channels: usize, names: Arc<dyn ArrayNames>) -> TermSink {
         TermSink {
             channels,
             cols: terminal_width().saturating_sub(LABEL_COLS).max(8),
-            lib,
+            names,
             line: String::with_capacity(64 * 1024),
             out: io::stdout(),
         }
@@ -77,14 +76,11 @@ impl TermSink {
         if rec.meta.array == ALL_OFF {
             self.line.push_str("(off)");
         } else {
-            let lib = self
-                .lib
-                .lock()
-                .map(|l| l.clone())
-                .unwrap_or_else(|e| e.into_inner().clone());
-            let name = lib.info(rec.meta.array).map(|i| i.name).unwrap_or("?");
-            let short: String = name.chars().take(LABEL_COLS - 8).collect();
-            let _ = write!(self.line, "{short} {}", rec.meta.row);
+            let line = &mut self.line;
+            self.names.with_name(rec.meta.array, &mut |name| {
+                line.extend(name.chars().take(LABEL_COLS - 8));
+            });
+            let _ = write!(self.line, " {}", rec.meta.row);
         }
     }
 }
@@ -103,33 +99,26 @@ impl Sink for TermSink {
 }
 
 /// Start a terminal preview output.
-pub fn start(channels: usize, leds: usize, lib: Arc<Mutex<Arc<Library>>>) -> io::Result<Recorder> {
-    Recorder::start(TermSink::new(channels, lib), leds * channels, None)
+pub fn start(channels: usize, leds: usize, names: Arc<dyn ArrayNames>) -> io::Result<Recorder> {
+    Recorder::start(TermSink::new(channels, names), leds * channels, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::{Array, NamedArray};
     use crate::output::FrameMeta;
+
+    struct OneName;
+
+    impl ArrayNames for OneName {
+        fn with_name(&self, array: u32, f: &mut dyn FnMut(&str)) {
+            f(if array == 0 { "wave" } else { "?" })
+        }
+    }
 
     #[test]
     fn a_frame_becomes_coloured_cells_and_a_label() {
-        let dir = std::env::temp_dir().join(format!("rowplay-term-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("t.rowpack");
-        let a = NamedArray {
-            name: "wave".into(),
-            array: Array {
-                rows: 1,
-                leds: 2,
-                channels: 3,
-                data: vec![0; 6],
-            },
-        };
-        crate::pack::pack_arrays(vec![a], &p, &Default::default()).unwrap();
-        let lib = Arc::new(Library::open(&p, &Default::default()).unwrap());
-        let mut t = TermSink::new(4, Arc::new(Mutex::new(lib)));
+        let mut t = TermSink::new(4, Arc::new(OneName));
         t.cols = 80;
         let rec = Rec {
             meta: FrameMeta {
@@ -156,6 +145,5 @@ mod tests {
         };
         t.format(&off);
         assert!(t.line.ends_with("(off)"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

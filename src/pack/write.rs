@@ -9,13 +9,11 @@
 //! at the output path is untouched until the new one is whole.
 
 use super::format::{self, Entry, Header, ENTRY_LEN, MAX_NAME_LEN, PAGE};
+use crate::atomic::{anonymous_file, AtomicFile};
 use crate::import::{self, Array, ImportOptions, NamedArray, Source};
-use std::ffi::CString;
 use std::fmt;
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// How to pack.
@@ -174,7 +172,7 @@ fn write_pack(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = TempOutput::create(&dir).map_err(out_err)?;
+    let tmp = AtomicFile::create(&dir).map_err(out_err)?;
     let spill = anonymous_file(&dir).map_err(out_err)?;
 
     let mut pending: Vec<Pending> = Vec::new();
@@ -355,134 +353,6 @@ pub fn transpose(a: &Array) -> Array {
         leds: a.rows,
         channels: a.channels,
         data,
-    }
-}
-
-/// An unnamed file in `dir` that disappears when closed: `O_TMPFILE` where
-/// the filesystem has it, else a named file unlinked at once.
-fn anonymous_file(dir: &Path) -> io::Result<File> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_TMPFILE)
-        .mode(0o600)
-        .open(dir)
-    {
-        Ok(f) => Ok(f),
-        Err(_) => {
-            let path = unique_name(dir, ".rowpack-spill");
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
-            std::fs::remove_file(&path)?;
-            Ok(f)
-        }
-    }
-}
-
-fn unique_name(dir: &Path, stem: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("{stem}.{}.{n}.tmp", std::process::id()))
-}
-
-/// The output while it is being written.
-struct TempOutput {
-    file: File,
-    /// Set when the filesystem has no `O_TMPFILE`: a named file removed on drop.
-    named: Option<PathBuf>,
-    dir: PathBuf,
-}
-
-impl TempOutput {
-    fn create(dir: &Path) -> io::Result<TempOutput> {
-        let unnamed = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_TMPFILE)
-            .mode(0o644)
-            .open(dir);
-        match unnamed {
-            Ok(file) => Ok(TempOutput {
-                file,
-                named: None,
-                dir: dir.to_path_buf(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("output folder {} does not exist", dir.display()),
-            )),
-            Err(_) => {
-                let path = unique_name(dir, ".rowpack");
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o644)
-                    .open(&path)?;
-                Ok(TempOutput {
-                    file,
-                    named: Some(path),
-                    dir: dir.to_path_buf(),
-                })
-            }
-        }
-    }
-
-    /// Sync and move into place.
-    fn commit(mut self, out: &Path) -> io::Result<()> {
-        self.file.sync_all()?;
-        let tmp_path = match self.named.take() {
-            Some(p) => p,
-            None => {
-                let p = unique_name(&self.dir, ".rowpack");
-                link_unnamed(&self.file, &p)?;
-                p
-            }
-        };
-        if let Err(e) = std::fs::rename(&tmp_path, out) {
-            let _ = std::fs::remove_file(&tmp_path);
-            return Err(e);
-        }
-        // Make the rename itself durable.
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if let Some(p) = &self.named {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Give an `O_TMPFILE` file a name (through /proc, which needs no privilege).
-fn link_unnamed(file: &File, to: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-    let to = CString::new(to.as_os_str().as_bytes())?;
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

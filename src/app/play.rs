@@ -1,0 +1,287 @@
+//! `rowplay play`: take the resolved settings, open the pack, build the
+//! output, start the player, the socket and the buttons, and wait.
+
+use super::progress::Progress;
+use super::settings::{self, OutputKind, PlaySettings, PlaylistChoice};
+use super::{load_config, warn, AppError};
+use crate::cli::{ClockArg, PlayArgs};
+use crate::clock::{Clock, Monotonic, StepClock};
+use crate::color::Pipeline;
+use crate::control::signals::{self, Hangup};
+use crate::control::{self, socket, CommandPath};
+use crate::library::{human_bytes, Library, OpenOptions};
+use crate::output::chip::Encoder;
+use crate::output::record::{FileSink, Recorder};
+use crate::output::{self, spi, Output};
+use crate::player::{Bundle, Links, Player, PlayerConfig};
+use crate::playlist::{self, PlaylistSpec};
+use crate::{atomic, rt, source};
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+
+/// Resolve the settings and play.
+pub fn run(a: PlayArgs) -> Result<(), AppError> {
+    let cfg = load_config(a.config.as_deref())?;
+    let s = settings::play(&a, &cfg, io::stdout().is_terminal())?;
+    play(s)
+}
+
+/// Say once how many arrays do not match the strip.
+fn note_widths(lib: &Library, leds: usize) {
+    let (mut shorter, mut longer) = (0, 0);
+    for i in 0..lib.len() {
+        let l = lib.entry(i).leds as usize;
+        shorter += (l < leds) as u32;
+        longer += (l > leds) as u32;
+    }
+    if shorter > 0 {
+        eprintln!("note: {shorter} arrays have fewer than {leds} LEDs and are padded black");
+    }
+    if longer > 0 {
+        eprintln!("note: {longer} arrays have more than {leds} LEDs and are cut to {leds}");
+    }
+}
+
+fn record_file(p: &std::path::Path) -> Result<FileSink, AppError> {
+    FileSink::create(p)
+        .map_err(|e| AppError::Io(io::Error::new(e.kind(), format!("{}: {e}", p.display()))))
+}
+
+/// Build the output the settings name.
+fn open_output(
+    s: &PlaySettings,
+    encoder: Option<&Encoder>,
+    leds: usize,
+    channels: usize,
+    path: &CommandPath,
+) -> Result<Box<dyn Output>, AppError> {
+    Ok(match (&s.output, encoder) {
+        (OutputKind::Null, _) => Box::new(output::Null),
+        (OutputKind::Term, _) => Box::new(output::term::start(channels, leds, path.current())?),
+        (OutputKind::Capture(p), _) => {
+            Box::new(Recorder::start(record_file(p)?, leds * channels, None)?)
+        }
+        (OutputKind::Wire(p), Some(enc)) => Box::new(Recorder::start(
+            record_file(p)?,
+            enc.frame_len(),
+            Some(enc.clone()),
+        )?),
+        (OutputKind::Spi, Some(enc)) => {
+            let params = spi::SpiParams {
+                bus: s.spi.bus,
+                cs: s.spi.cs,
+                hz: enc.settings.spi_hz(),
+                mode: s.spi.mode,
+            };
+            let core = s.spi.core_hz;
+            let real = spi::real_clock_hz(params.hz, core);
+            if real != params.hz {
+                eprintln!(
+                    "note: SPI clock {} Hz becomes {real} Hz on this board (core clock {core} Hz / even divider)",
+                    params.hz
+                );
+            }
+            if let Err(e) = crate::output::ws2812::timing_check(enc.settings.kind, real) {
+                warn(e);
+            }
+            Box::new(spi::SpiOutput::open(&params, enc.clone())?)
+        }
+        // Settings refuse wire and spi without a chip.
+        (OutputKind::Wire(_) | OutputKind::Spi, None) => Box::new(output::Null),
+    })
+}
+
+/// Play with resolved settings until stopped.
+pub fn play(s: PlaySettings) -> Result<(), AppError> {
+    let mut progress = Progress::new();
+    let ready = source::prepare(s.source.as_deref(), &mut |d, t| progress.update(d, t))?;
+
+    // Lock code, stack and heap now (heads and slots lock themselves as they
+    // are made); a refusal is a warning unless --require-rt.
+    if s.rt_priority > 0 {
+        if let Err(e) = rt::lock_all() {
+            if s.require_rt {
+                return Err(e.into());
+            }
+            warn(&e);
+        }
+    }
+    let open = OpenOptions {
+        heads_budget: s.heads_budget,
+    };
+    let lib = Arc::new(Library::open(&ready.pack, &open)?);
+    let specs: Vec<PlaylistSpec> = match &s.playlist {
+        PlaylistChoice::Entries(e) => e.clone(),
+        PlaylistChoice::AllArrays if ready.demo => (0..lib.len())
+            .map(|i| PlaylistSpec::once(lib.name(i)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let items = playlist::resolve(&lib, &specs, s.fps)?;
+    let start = match &s.start {
+        Some(n) => Some(lib.find(n).ok_or_else(|| AppError::NoSuchArray {
+            pack: ready.pack.display().to_string(),
+            name: n.clone(),
+        })?),
+        None => None,
+    };
+    let leds = s.leds.unwrap_or_else(|| lib.max_leds()) as usize;
+    note_widths(&lib, leds);
+
+    let encoder = match s.chip {
+        Some(c) => Some(Encoder::try_new(c, leds)?),
+        None => None,
+    };
+    let channels = encoder
+        .as_ref()
+        .map(|e| e.channels())
+        .unwrap_or(lib.max_channels() as usize);
+    let pipe = Pipeline::new(s.color, channels);
+
+    let links = Links::new();
+    let bundle = Box::new(Bundle::new(lib.clone(), items)?);
+    let step = (s.clock == ClockArg::Step).then(|| StepClock::new(links.stop.clone()));
+    let path = Arc::new(CommandPath::new(
+        &links,
+        lib.clone(),
+        bundle.loader.shared().clone(),
+        specs,
+        s.fps,
+        open,
+        step.clone(),
+    ));
+    // A hang-up of the terminal the preview draws on ends playback; as a
+    // service (no controlling terminal) SIGHUP means reload.
+    let hangup = if s.output == OutputKind::Term && signals::has_controlling_terminal() {
+        Hangup::Stop
+    } else {
+        Hangup::Reload
+    };
+    signals::install(links.stop.clone(), path.hup.clone(), hangup);
+    let out = open_output(&s, encoder.as_ref(), leds, channels, &path)?;
+
+    // Socket: explicit paths must work; the defaults may be missing.
+    let (listener, socket_path): (_, Option<PathBuf>) = match &s.socket {
+        Some(p) => (Some(socket::bind(p)?), Some(p.clone())),
+        None => match socket::bind_default() {
+            Ok((l, p)) => (Some(l), Some(p)),
+            Err(e @ socket::SocketError::InUse(_)) => return Err(e.into()),
+            Err(e) => {
+                warn(format!("running without a control socket: {e}"));
+                (None, None)
+            }
+        },
+    };
+
+    // Buttons feed the same command path as the socket.
+    let _buttons = {
+        let path = path.clone();
+        let submit: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
+            let r = control::parse_line(line.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|req| path.handle(&req).map_err(|e| e.to_string()));
+            if let Err(e) = r {
+                eprintln!("button: {e}");
+            }
+        });
+        crate::buttons::start(&s.buttons, submit)?
+    };
+
+    let pcfg = PlayerConfig {
+        fps: s.fps,
+        leds,
+        order: s.order,
+        max_frames: s.max_frames,
+        start,
+        seed: crate::clock::monotonic_ns(),
+    };
+
+    // Everything is set up: say what playback pins in memory.
+    let slots = bundle.loader.shared().clone();
+    eprintln!(
+        "rowplay: {} arrays from {}; memory pinned for playback: heads {} + slots {}{}",
+        lib.len(),
+        ready.pack.display(),
+        human_bytes(lib.heads_bytes()),
+        human_bytes(slots.slot_bytes_total()),
+        if lib.heads_locked() && slots.slots_locked() {
+            " (locked)"
+        } else {
+            " (not locked: mlock refused)"
+        }
+    );
+    let (rt_priority, require_rt) = (s.rt_priority, s.require_rt);
+    // The player thread: small prefaulted stack, SCHED_FIFO, minimal slack.
+    let (rt_tx, rt_rx) = std::sync::mpsc::channel::<Result<(), rt::RtError>>();
+    let player_links = links.clone();
+    let player = std::thread::Builder::new()
+        .name("rowplay-player".into())
+        .stack_size(512 << 10)
+        .spawn(move || {
+            rt::prefault_stack(256 << 10);
+            rt::min_timer_slack();
+            let r = if rt_priority > 0 {
+                rt::set_fifo(rt_priority)
+            } else {
+                Ok(())
+            };
+            let refused = r.is_err();
+            let _ = rt_tx.send(r);
+            if refused && require_rt {
+                return;
+            }
+            let clock: Box<dyn Clock> = match step {
+                Some(c) => Box::new(c),
+                None => Box::new(Monotonic),
+            };
+            let mut p = Player::new(bundle, clock, out, pipe, &player_links, pcfg);
+            if rt_priority > 0 {
+                // Now that the loop's buffers exist, lock them too (a refusal
+                // was already reported at start).
+                let _ = rt::lock_all();
+            }
+            p.start();
+            p.run();
+            p.finish();
+            player_links.stop.store(true, SeqCst);
+        })?;
+    match rt_rx.recv() {
+        Ok(Err(e)) if require_rt => {
+            links.stop.store(true, SeqCst);
+            let _ = player.join();
+            return Err(e.into());
+        }
+        Ok(Err(e)) => warn(&e),
+        _ => {}
+    }
+    // The control thread (this one) runs just below the player.
+    if rt_priority > 1 {
+        let _ = rt::set_fifo(rt_priority - 1);
+    }
+    path.locked_bytes.store(rt::locked_bytes(), Relaxed);
+    control::serve(listener, &path);
+    let _ = player.join();
+    if let Some(p) = socket_path {
+        let _ = std::fs::remove_file(p);
+    }
+
+    if let Some(p) = &s.stats_json {
+        let mut v = links.stats.counters_json();
+        let extra = serde_json::json!({
+            "locked_bytes": path.locked_bytes.load(Relaxed),
+            "peak_rss_bytes": rt::peak_rss_bytes(),
+            "max_open_fds": path.max_fds.load(Relaxed),
+            "arrays": lib.len(),
+            "fps": s.fps,
+            "recent_misses": links.stats.misses.recent(),
+        });
+        if let serde_json::Value::Object(extra) = extra {
+            v.extend(extra);
+        }
+        let v = serde_json::Value::Object(v);
+        atomic::write_atomically(p, |w| writeln!(w, "{v}"))?;
+    }
+    Ok(())
+}
