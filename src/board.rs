@@ -108,24 +108,4 @@ mod tests {
         assert_eq!(t("pi-zero-2-w"), "armv7-unknown-linux-musleabihf");
         assert_eq!(get("pi-4").unwrap().core_hz, 500_000_000);
     }
-
-    #[test]
-    fn example_config_parses_and_fits_the_pipeline_and_chip() {
-        let text = include_str!("../boards/config.example.toml");
-        let c = crate::config::parse(text).unwrap();
-        assert_eq!(get(c.board.as_deref().unwrap()).unwrap().name, "pi-zero");
-        assert_eq!(c.output.as_deref(), Some("spi"));
-        assert_eq!(c.led.count, Some(300));
-        assert_eq!(c.buttons.len(), 2);
-        assert_eq!(c.playlist.unwrap().entries.len(), 3);
-        crate::app::settings::color_from_config(&c.color, 2.2).unwrap();
-        let order: crate::output::chip::ColorOrder = c.led.color_order.unwrap().parse().unwrap();
-        let mut s = crate::output::chip::ChipSettings::new(c.led.chip.unwrap());
-        s.order = Some(order);
-        s.global_brightness = c.led.global_brightness.unwrap();
-        s.validate().unwrap();
-        for b in &c.buttons {
-            crate::buttons::validate(b).unwrap();
-        }
-    }
 }

@@ -167,7 +167,6 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
         Some(p) => (Some(socket::bind(p)?), Some(p.clone())),
         None => match socket::bind_default() {
             Ok((l, p)) => (Some(l), Some(p)),
-            Err(e @ socket::SocketError::InUse(_)) => return Err(e.into()),
             Err(e) => {
                 warn(format!("running without a control socket: {e}"));
                 (None, None)

@@ -699,6 +699,25 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_resolves_whole() {
+        let c = cfg(include_str!("../../boards/config.example.toml"));
+        assert_eq!(c.led.count, Some(300));
+        assert_eq!(c.buttons.len(), 2);
+        for b in &c.buttons {
+            crate::buttons::validate(b).unwrap();
+        }
+        let s = play(&args("play"), &c, false).unwrap();
+        assert_eq!(s.output, OutputKind::Spi);
+        assert_eq!(s.rt_priority, 80);
+        assert_eq!(s.socket, None, "the example uses the default place");
+        assert!(s.chip.is_some());
+        match s.playlist {
+            PlaylistChoice::Entries(e) => assert_eq!(e.len(), 3),
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
     fn ctl_socket_flag_over_config() {
         let ctl = |line: &str| match Cli::parse_from(line.split_whitespace()).command {
             Command::Ctl(a) => a,

@@ -8,8 +8,11 @@
 //! - `play_cli`: the real binary with `--clock step` and the socket: jumps,
 //!   stop, signals, abuse, refused realtime.
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
+//! - `control_cli`: `pending`/`wait`, default socket places, `ctl` and the
+//!   config, SIGHUP with and without a terminal.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 
+mod control_cli;
 mod hostile;
 mod library;
 mod pack_cli;
