@@ -8,7 +8,7 @@
 //!   white along the strip, to check chip, colour order and LED count by eye.
 
 use crate::color::Pipeline;
-use crate::output::chip::Encoder;
+use crate::output::chip::{Encoder, WireFrame};
 use crate::output::spi::{self, SpiError, SpiParams};
 use crate::output::{FrameMeta, Output, OutputError};
 use std::fmt;
@@ -160,18 +160,18 @@ pub fn spi_loopback_at(
     let len = encoder.frame_len();
     let dev = spi::open_spi(dev_dir, sysfs_path, params, len).map_err(SelftestError::Spi)?;
     let mut row = vec![0; encoder.leds * encoder.channels()];
-    let mut sent = vec![0; len];
+    let mut wire = WireFrame::new(encoder.clone());
     let mut received = vec![0; len];
     let (mut min, mut max, mut total) = (Duration::MAX, Duration::ZERO, Duration::ZERO);
     for f in 0..frames {
         test_row(f, &mut row);
-        encoder.encode(&row, &mut sent);
+        let sent = wire.encode(&row);
         received.fill(0);
         let t = Instant::now();
-        dev.transfer(&mut received, &sent)
+        dev.transfer(&mut received, sent)
             .map_err(|e| SelftestError::Transfer(e.to_string()))?;
         let took = t.elapsed();
-        if let Some(mismatch) = compare(&sent, &received) {
+        if let Some(mismatch) = compare(sent, &received) {
             return Err(SelftestError::Mismatch { frame: f, mismatch });
         }
         min = min.min(took);
@@ -282,8 +282,8 @@ mod tests {
 
     #[test]
     fn loopback_without_spi_says_to_enable_it() {
-        let d = std::env::temp_dir().join(format!("rowplay-selftest-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
         let enc = Encoder::new(ChipSettings::new(ChipKind::Apa102), 10);
         let p = SpiParams {
             bus: 0,
@@ -291,7 +291,7 @@ mod tests {
             hz: 8_000_000,
             mode: 0,
         };
-        let e = spi_loopback_at(&d, &d.join("bufsiz"), &p, &enc, 5).unwrap_err();
+        let e = spi_loopback_at(d, &d.join("bufsiz"), &p, &enc, 5).unwrap_err();
         assert!(
             matches!(e, SelftestError::Spi(SpiError::NoDevice(_))),
             "{e}"

@@ -83,7 +83,7 @@ fn open_output(
                     params.hz
                 );
             }
-            if let Err(e) = crate::output::ws2812::timing_check(enc.settings.kind, real) {
+            if let Err(e) = enc.settings.kind.timing_check(real) {
                 warn(e);
             }
             Box::new(spi::SpiOutput::open(&params, enc.clone())?)

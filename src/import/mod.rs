@@ -312,22 +312,16 @@ pub fn load(source: &Source, opts: &ImportOptions) -> Result<Vec<NamedArray>, Im
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
 
-    /// A scratch folder removed on drop (no tempfile crate in the tree).
-    struct Scratch(PathBuf);
+    /// A scratch folder removed on drop (the `TempDir`); `.0` is its path.
+    struct Scratch(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
     impl Scratch {
         fn new() -> Scratch {
-            static NEXT: AtomicU32 = AtomicU32::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir()
-                .join(format!("rowplay-import-test-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
+            let t = tempfile::tempdir().unwrap();
+            Scratch(t.path().to_path_buf(), t)
         }
 
         fn file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
@@ -335,12 +329,6 @@ mod tests {
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(&p, bytes).unwrap();
             p
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
         }
     }
 

@@ -20,7 +20,7 @@
 //! is below 31, which shows as flicker on camera; the colour pipeline scales
 //! the colour bytes instead.
 
-use super::chip::{channel, ColorOrder};
+use super::order::{channel, ColorOrder};
 
 /// Start frame: 32 zero bits (datasheet).
 pub const START_FRAME_LEN: usize = 4;

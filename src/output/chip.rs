@@ -1,5 +1,6 @@
-//! LED chip selection, colour order, and the [`Encoder`] that turns a row of
-//! pixels into the bytes for the SPI bus.
+//! LED chip selection and the [`Encoder`] that turns a row of pixels into
+//! the bytes for the SPI bus (the one encoding path: the SPI output, the
+//! `wire:` records and the self-test all call [`Encoder::encode`]).
 //!
 //! Each protocol lives in its own module ([`super::apa102`],
 //! [`super::sk9822`], [`super::ws2801`], [`super::ws2812`]); the encoder only
@@ -7,9 +8,10 @@
 //! [`Encoder::encode`] is a pure function into the caller's buffer that never
 //! allocates.
 
-use super::{apa102, sk9822, ws2801, ws2812};
+pub use super::order::{BadColorOrder, ColorOrder};
+use super::ws2812::{self, Variant};
+use super::{apa102, sk9822, ws2801};
 use std::fmt;
-use std::str::FromStr;
 
 /// The most LEDs one encoder accepts. Far beyond what one SPI bus can refresh
 /// at 50 Hz (the largest frame, SK6812-RGBW, is 16 bytes per LED: 1 MiB here),
@@ -96,110 +98,32 @@ impl ChipKind {
     }
 }
 
+impl ChipKind {
+    /// The bit-encoded variant, for WS2812 and SK6812 (the clocked chips
+    /// have none).
+    pub fn ws2812_variant(self) -> Option<Variant> {
+        match self {
+            ChipKind::Ws2812 => Some(Variant::Ws2812),
+            ChipKind::Sk6812 => Some(Variant::Sk6812),
+            ChipKind::Sk6812Rgbw => Some(Variant::Sk6812Rgbw),
+            _ => None,
+        }
+    }
+
+    /// Whether the pulse widths this chip gets at `real_hz` (what the Pi
+    /// really produces) are inside its datasheet tolerance. Clocked chips
+    /// always pass.
+    pub fn timing_check(self, real_hz: u32) -> Result<(), ws2812::TimingError> {
+        match self.ws2812_variant() {
+            Some(v) => ws2812::timing_check(v, real_hz),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for ChipKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// The order colour bytes go on the wire, e.g. `BGR` sends blue first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ColorOrder {
-    /// For each wire position, the source channel (0 R, 1 G, 2 B, 3 W).
-    pub map: [u8; 4],
-    /// 3 or 4.
-    pub len: u8,
-}
-
-impl ColorOrder {
-    /// Red, green, blue.
-    pub const RGB: ColorOrder = ColorOrder {
-        map: [0, 1, 2, 3],
-        len: 3,
-    };
-    /// Blue, green, red (APA102, SK9822).
-    pub const BGR: ColorOrder = ColorOrder {
-        map: [2, 1, 0, 3],
-        len: 3,
-    };
-    /// Green, red, blue (WS2812, SK6812).
-    pub const GRB: ColorOrder = ColorOrder {
-        map: [1, 0, 2, 3],
-        len: 3,
-    };
-    /// Green, red, blue, white (SK6812-RGBW).
-    pub const GRBW: ColorOrder = ColorOrder {
-        map: [1, 0, 2, 3],
-        len: 4,
-    };
-
-    /// Channels per LED: 3 or 4.
-    pub fn channels(self) -> usize {
-        self.len as usize
-    }
-}
-
-impl fmt::Display for ColorOrder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &c in &self.map[..self.channels()] {
-            let letter = match c {
-                0 => 'R',
-                1 => 'G',
-                2 => 'B',
-                _ => 'W',
-            };
-            write!(f, "{letter}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A colour order that is not a permutation of RGB or RGBW.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadColorOrder(pub String);
-
-impl fmt::Display for BadColorOrder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "bad colour order {:?}: use a permutation of RGB (e.g. GRB) or RGBW (e.g. GRBW)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for BadColorOrder {}
-
-impl FromStr for ColorOrder {
-    type Err = BadColorOrder;
-    /// Parses `RGB`, `grb`, `GRBW`, ...: three letters (a permutation of RGB)
-    /// or four (a permutation of RGBW), any case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BadColorOrder(s.to_string());
-        let len = s.chars().count();
-        if len != 3 && len != 4 {
-            return Err(bad());
-        }
-        let mut map = [0, 1, 2, 3];
-        let mut seen = [false; 4];
-        for (i, ch) in s.chars().enumerate() {
-            let c = match ch.to_ascii_uppercase() {
-                'R' => 0,
-                'G' => 1,
-                'B' => 2,
-                'W' if len == 4 => 3,
-                _ => return Err(bad()),
-            };
-            if seen[c as usize] {
-                return Err(bad());
-            }
-            seen[c as usize] = true;
-            map[i] = c;
-        }
-        Ok(ColorOrder {
-            map,
-            len: len as u8,
-        })
     }
 }
 
@@ -355,8 +279,10 @@ impl Encoder {
             ChipKind::Apa102 => apa102::frame_len(n),
             ChipKind::Sk9822 => sk9822::frame_len(n),
             ChipKind::Ws2801 => ws2801::frame_len(n),
-            ChipKind::Ws2812 | ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => {
-                ws2812::frame_len(self.settings.kind, n, self.settings.spi_hz())
+            ChipKind::Ws2812 => ws2812::frame_len(Variant::Ws2812, n, self.settings.spi_hz()),
+            ChipKind::Sk6812 => ws2812::frame_len(Variant::Sk6812, n, self.settings.spi_hz()),
+            ChipKind::Sk6812Rgbw => {
+                ws2812::frame_len(Variant::Sk6812Rgbw, n, self.settings.spi_hz())
             }
         }
     }
@@ -380,7 +306,10 @@ impl Encoder {
             }
             ChipKind::Ws2801 => ws2801::encode(pixels, n, order, out),
             ChipKind::Ws2812 | ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => ws2812::encode(
-                self.settings.kind,
+                self.settings
+                    .kind
+                    .ws2812_variant()
+                    .unwrap_or(Variant::Ws2812),
                 self.settings.spi_hz(),
                 pixels,
                 n,
@@ -391,46 +320,47 @@ impl Encoder {
     }
 }
 
-/// Pixel `i` of `pixels` (`order.channels()` per LED, in R G B (W) order),
-/// channel `src` (0 R, 1 G, 2 B, 3 W), or 0 past the end. Shared by the
-/// encoders so that a short row is black, never a panic.
-#[inline]
-pub(crate) fn channel(pixels: &[u8], channels: usize, i: usize, src: u8) -> u8 {
-    pixels
-        .get(i * channels + src as usize)
-        .copied()
-        .unwrap_or(0)
+/// An encoder with its frame buffer: the one place pixels become wire
+/// bytes. The SPI output, the `wire:` records and the self-test all encode
+/// through it, so what `wire:` records is what SPI sends, by construction.
+#[derive(Clone, Debug)]
+pub struct WireFrame {
+    encoder: Encoder,
+    bytes: Box<[u8]>,
+}
+
+impl WireFrame {
+    /// A buffer of one frame for `encoder`, holding the all-off frame.
+    pub fn new(encoder: Encoder) -> WireFrame {
+        let mut f = WireFrame {
+            bytes: vec![0; encoder.frame_len()].into_boxed_slice(),
+            encoder,
+        };
+        f.encode(&[]);
+        f
+    }
+
+    /// Encode `pixels` (missing LEDs black) and return the frame's bytes.
+    /// Never allocates.
+    pub fn encode(&mut self, pixels: &[u8]) -> &[u8] {
+        self.encoder.encode(pixels, &mut self.bytes);
+        &self.bytes
+    }
+
+    /// The last encoded frame.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_every_permutation_in_any_case() {
-        for (s, map, len) in [
-            ("RGB", [0, 1, 2, 3], 3),
-            ("rbg", [0, 2, 1, 3], 3),
-            ("GRB", [1, 0, 2, 3], 3),
-            ("gbr", [1, 2, 0, 3], 3),
-            ("BRG", [2, 0, 1, 3], 3),
-            ("Bgr", [2, 1, 0, 3], 3),
-            ("GRBW", [1, 0, 2, 3], 4),
-            ("wrgb", [3, 0, 1, 2], 4),
-        ] {
-            let o: ColorOrder = s.parse().unwrap();
-            assert_eq!((o.map, o.len), (map, len), "{s}");
-            assert_eq!(o.to_string(), s.to_ascii_uppercase());
-        }
-    }
-
-    #[test]
-    fn rejects_non_permutations() {
-        for s in ["", "RG", "RGBX", "RRB", "RGW", "RGBWW", "GRBB", "R G"] {
-            let e = s.parse::<ColorOrder>().unwrap_err();
-            assert_eq!(e, BadColorOrder(s.to_string()));
-        }
-    }
 
     #[test]
     fn defaults_per_chip() {

@@ -157,7 +157,7 @@ pub fn ws2801(wire: &[u8], leds: usize, order: ColorOrder) -> Result<Vec<u8>, De
 /// WS2812/SK6812 bit-encoded at `hz` (which picks the symbols): lead-in
 /// zero, symbols, reset zeros. `order.channels()` must be `kind.channels()`.
 pub fn ws2812(
-    kind: ChipKind,
+    kind: ws2812::Variant,
     hz: u32,
     wire: &[u8],
     leds: usize,
@@ -209,9 +209,13 @@ pub fn decode(encoder: &Encoder, wire: &[u8]) -> Result<Vec<u8>, DecodeError> {
         ChipKind::Apa102 => apa102(wire, n, order, s.global_brightness),
         ChipKind::Sk9822 => sk9822(wire, n, order, s.global_brightness),
         ChipKind::Ws2801 => ws2801(wire, n, order),
-        ChipKind::Ws2812 | ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => {
-            ws2812(s.kind, s.spi_hz(), wire, n, order)
-        }
+        ChipKind::Ws2812 | ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => ws2812(
+            s.kind.ws2812_variant().unwrap_or(ws2812::Variant::Ws2812),
+            s.spi_hz(),
+            wire,
+            n,
+            order,
+        ),
     }
 }
 

@@ -5,14 +5,15 @@
 //! frame went out (encode, copy), and [`Output::send`] at the deadline, which
 //! only pushes the prepared bytes. Neither may allocate, lock or log.
 //!
-//! Hardware: [`spi`] drives the LED chips ([`chip`] and one module per chip
-//! protocol). Host outputs make the pipeline visible without hardware:
+//! Hardware: [`spi`] drives the LED chips ([`chip`] dispatches to one module
+//! per chip protocol, which share [`order`]). Host outputs make the pipeline visible without hardware:
 //! [`term`] (terminal preview), [`record`] (`capture:` pixels and `wire:`
 //! encoded bytes, written by a background thread), and [`Null`].
 
 pub mod apa102;
 pub mod chip;
 pub mod decode;
+pub mod order;
 pub mod record;
 pub mod sk9822;
 pub mod spi;

@@ -20,7 +20,7 @@
 //! dropped instead of waiting. A failed write (a full disk) is counted and
 //! retried; a record is never left half-written at the end of the file.
 
-use super::chip::Encoder;
+use super::chip::{Encoder, WireFrame};
 use super::{FrameMeta, Output, OutputError};
 use std::fs::File;
 use std::io;
@@ -85,7 +85,7 @@ pub struct Recorder {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     writer_thread: Thread,
-    encoder: Option<Encoder>,
+    wire: Option<WireFrame>,
     pending: Box<[u8]>,
     pending_len: usize,
 }
@@ -131,7 +131,7 @@ impl Recorder {
             shared,
             writer_thread: writer.thread().clone(),
             writer: Some(writer),
-            encoder,
+            wire: encoder.map(WireFrame::new),
             pending: vec![0u8; frame_bytes].into_boxed_slice(),
             pending_len: 0,
         })
@@ -140,10 +140,11 @@ impl Recorder {
 
 impl Output for Recorder {
     fn prepare(&mut self, pixels: &[u8]) {
-        match &self.encoder {
-            Some(enc) => {
-                let n = enc.frame_len().min(self.pending.len());
-                enc.encode(pixels, &mut self.pending[..n]);
+        match &mut self.wire {
+            Some(wire) => {
+                let bytes = wire.encode(pixels);
+                let n = bytes.len().min(self.pending.len());
+                self.pending[..n].copy_from_slice(&bytes[..n]);
                 self.pending_len = n;
             }
             None => {
@@ -389,9 +390,8 @@ mod tests {
 
     #[test]
     fn file_records_round_trip() {
-        let dir = std::env::temp_dir().join(format!("rowplay-rec-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("c.bin");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.bin");
         let mut r = Recorder::start(FileSink::create(&p).unwrap(), 6, None).unwrap();
         r.prepare(&[1, 2, 3, 4, 5, 6]);
         r.send(&FrameMeta {
@@ -422,6 +422,5 @@ mod tests {
         assert_eq!(recs[1].meta.array, u32::MAX);
         assert_eq!(recs[1].bytes, vec![7, 8, 9]);
         assert!(parse_records(&std::fs::read(&p).unwrap()[..30]).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,7 +17,7 @@
 //! LED data for the LEDs past the strip's end and would light them white.
 
 use super::apa102;
-use super::chip::ColorOrder;
+use super::order::ColorOrder;
 
 /// The extra start frame that latches the data just sent.
 pub const LATCH_FRAME_LEN: usize = 4;

@@ -22,7 +22,7 @@
 //!   (raspberrypi/linux#3381): pin it with `core_freq=250` in config.txt
 //!   (Pi 4: `core_freq=500` and `core_freq_min=500`).
 
-use super::chip::Encoder;
+use super::chip::{Encoder, WireFrame};
 use super::{FrameMeta, Output, OutputError};
 use std::fmt;
 use std::fs::OpenOptions;
@@ -245,15 +245,14 @@ pub(crate) fn open_spi(
 /// An LED strip on an SPI bus. See the module docs.
 pub struct SpiOutput {
     spi: rppal::spi::Spi,
-    encoder: Encoder,
-    frame: Vec<u8>,
+    frame: WireFrame,
 }
 
 impl fmt::Debug for SpiOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SpiOutput")
-            .field("encoder", &self.encoder)
-            .field("frame_len", &self.frame.len())
+            .field("encoder", self.frame.encoder())
+            .field("frame_len", &self.frame.bytes().len())
             .finish()
     }
 }
@@ -273,40 +272,35 @@ impl SpiOutput {
         params: &SpiParams,
         encoder: Encoder,
     ) -> Result<SpiOutput, SpiError> {
-        let frame = vec![0; encoder.frame_len()];
-        let spi = open_spi(dev_dir, sysfs_path, params, frame.len())?;
-        let mut out = SpiOutput {
-            spi,
-            encoder,
-            frame,
-        };
-        // Start from an all-off frame, so a send before any prepare is dark.
-        out.prepare(&[]);
-        Ok(out)
+        // Starts as the all-off frame, so a send before any prepare is dark.
+        let frame = WireFrame::new(encoder);
+        let spi = open_spi(dev_dir, sysfs_path, params, frame.bytes().len())?;
+        Ok(SpiOutput { spi, frame })
     }
 
     /// Bytes written per frame.
     pub fn frame_len(&self) -> usize {
-        self.frame.len()
+        self.frame.bytes().len()
     }
 
     /// The encoder in use.
     pub fn encoder(&self) -> &Encoder {
-        &self.encoder
+        self.frame.encoder()
     }
 }
 
 impl Output for SpiOutput {
     fn prepare(&mut self, pixels: &[u8]) {
-        self.encoder.encode(pixels, &mut self.frame);
+        self.frame.encode(pixels);
     }
 
     fn send(&mut self, _meta: &FrameMeta) -> Result<(), OutputError> {
-        match self.spi.write(&self.frame) {
-            Ok(n) if n == self.frame.len() => Ok(()),
+        let frame = self.frame.bytes();
+        match self.spi.write(frame) {
+            Ok(n) if n == frame.len() => Ok(()),
             Ok(written) => Err(OutputError::Short {
                 written,
-                expected: self.frame.len(),
+                expected: frame.len(),
             }),
             Err(rppal::spi::Error::Io(e)) => {
                 Err(OutputError::Io(e.raw_os_error().unwrap_or(libc::EIO)))
@@ -330,11 +324,8 @@ mod tests {
         }
     }
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("rowplay-spi-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn tmp(_name: &str) -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     fn ws2812(leds: usize) -> Encoder {
@@ -389,7 +380,8 @@ mod tests {
 
     #[test]
     fn missing_device_says_to_enable_spi() {
-        let d = tmp("nodev");
+        let t = tmp("nodev");
+        let d = t.path();
         let err = SpiOutput::open_at(&d, &d.join("bufsiz"), &params(), ws2812(10)).unwrap_err();
         assert!(
             matches!(&err, SpiError::NoDevice(p) if *p == d.join("spidev0.0")),
@@ -400,7 +392,8 @@ mod tests {
 
     #[test]
     fn frame_over_bufsiz_says_what_to_add_to_cmdline() {
-        let d = tmp("bufsiz");
+        let t = tmp("bufsiz");
+        let d = t.path();
         std::fs::write(d.join("spidev0.0"), b"").unwrap();
         std::fs::write(d.join("bufsiz"), b"4096\n").unwrap();
         // 500 WS2812 LEDs: 1 + 9 * 500 + 90 = 4591 bytes > 4096.
@@ -428,7 +421,8 @@ mod tests {
 
     #[test]
     fn bufsiz_file_is_read_or_defaults() {
-        let d = tmp("read");
+        let t = tmp("read");
+        let d = t.path();
         std::fs::write(d.join("bufsiz"), b"65536\n").unwrap();
         assert_eq!(read_bufsiz(&d.join("bufsiz")), 65_536);
         assert_eq!(read_bufsiz(&d.join("missing")), DEFAULT_BUFSIZ);
@@ -438,7 +432,8 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused_before_any_device_access() {
-        let d = tmp("params");
+        let t = tmp("params");
+        let d = t.path();
         let open = |p: SpiParams| SpiOutput::open_at(&d, &d, &p, ws2812(1)).unwrap_err();
         assert!(matches!(
             open(SpiParams { bus: 7, ..params() }),

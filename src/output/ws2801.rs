@@ -7,7 +7,7 @@
 //! is always far more than 500 us: no latch bytes are needed. (Do not run a
 //! WS2801 strip so long that one frame takes more than ~19 ms.)
 
-use super::chip::{channel, ColorOrder};
+use super::order::{channel, ColorOrder};
 
 /// Bytes per LED.
 pub const BYTES_PER_LED: usize = 3;

@@ -22,8 +22,44 @@
 //!
 //! Colour order: GRB by default, GRBW for SK6812-RGBW (datasheets).
 
-use super::chip::{channel, ChipKind, ColorOrder};
+use super::order::{channel, ColorOrder};
 use std::fmt;
+
+/// The bit-encoded chips this module drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// WS2812 / WS2812B.
+    Ws2812,
+    /// SK6812 RGB.
+    Sk6812,
+    /// SK6812 RGBW.
+    Sk6812Rgbw,
+}
+
+impl Variant {
+    /// Colour channels per LED.
+    pub fn channels(self) -> usize {
+        match self {
+            Variant::Sk6812Rgbw => 4,
+            _ => 3,
+        }
+    }
+    /// The name used in the config and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Ws2812 => "ws2812",
+            Variant::Sk6812 => "sk6812",
+            Variant::Sk6812Rgbw => "sk6812-rgbw",
+        }
+    }
+    /// The SPI clock used when none is configured.
+    pub fn default_hz(self) -> u32 {
+        match self {
+            Variant::Ws2812 => WS2812_DEFAULT_HZ,
+            _ => SK6812_DEFAULT_HZ,
+        }
+    }
+}
 
 /// Datasheet pulse timings in ns, each with its tolerance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,21 +162,18 @@ pub const RESET_US: u64 = 300;
 /// The `0x00` byte before the data.
 pub const LEAD_IN_LEN: usize = 1;
 
-/// The datasheet timing of a bit-encoded chip, or `None` for the clocked
-/// chips (APA102, SK9822, WS2801), which have no pulse-width timing.
-pub fn timing(kind: ChipKind) -> Option<Timing> {
+/// The datasheet timing of a bit-encoded chip.
+pub fn timing(kind: Variant) -> Timing {
     match kind {
-        ChipKind::Ws2812 => Some(WS2812B_TIMING),
-        ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => Some(SK6812_TIMING),
-        _ => None,
+        Variant::Ws2812 => WS2812B_TIMING,
+        Variant::Sk6812 | Variant::Sk6812Rgbw => SK6812_TIMING,
     }
 }
 
-/// The symbols used for `kind` at clock `hz` (clocked chips get the WS2812
-/// ones; they never use them).
-pub fn symbols(kind: ChipKind, hz: u32) -> Symbols {
+/// The symbols used for `kind` at clock `hz`.
+pub fn symbols(kind: Variant, hz: u32) -> Symbols {
     match kind {
-        ChipKind::Sk6812 | ChipKind::Sk6812Rgbw => SK6812_4BIT,
+        Variant::Sk6812 | Variant::Sk6812Rgbw => SK6812_4BIT,
         _ if hz > WS2812_4BIT_ABOVE_HZ => WS2812_4BIT,
         _ => WS2812_3BIT,
     }
@@ -155,7 +188,7 @@ pub fn reset_len(hz: u32) -> usize {
 }
 
 /// Bytes of one frame of `n` LEDs of `kind` at `hz`.
-pub fn frame_len(kind: ChipKind, n: usize, hz: u32) -> usize {
+pub fn frame_len(kind: Variant, n: usize, hz: u32) -> usize {
     LEAD_IN_LEN + n * kind.channels() * symbols(kind, hz).bytes_per_color() + reset_len(hz)
 }
 
@@ -194,7 +227,7 @@ fn table(s: Symbols) -> &'static [u32; 256] {
 
 /// Encode one frame of `n` LEDs into `out` ([`frame_len`] bytes).
 /// `order.channels()` must equal `kind.channels()` (the encoder ensures it).
-pub fn encode(kind: ChipKind, hz: u32, pixels: &[u8], n: usize, order: ColorOrder, out: &mut [u8]) {
+pub fn encode(kind: Variant, hz: u32, pixels: &[u8], n: usize, order: ColorOrder, out: &mut [u8]) {
     let s = symbols(kind, hz);
     let table = table(s);
     let ch = order.channels();
@@ -225,7 +258,7 @@ pub fn encode(kind: ChipKind, hz: u32, pixels: &[u8], n: usize, order: ColorOrde
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimingError {
     /// The chip.
-    pub kind: ChipKind,
+    pub kind: Variant,
     /// The real SPI clock.
     pub real_hz: u32,
     /// Which width: `T0H`, `T1H` or `bit period`.
@@ -244,13 +277,13 @@ impl fmt::Display for TimingError {
             f,
             "{} at a real SPI clock of {} Hz: {} is {} ns, outside {}..{} ns; \
              set [spi] hz to the default {} and pin the core clock (core_freq=250)",
-            self.kind,
+            self.kind.name(),
             self.real_hz,
             self.what,
             self.got_ns,
             self.min_ns,
             self.max_ns,
-            self.kind.default_spi_hz()
+            self.kind.default_hz()
         )
     }
 }
@@ -259,11 +292,9 @@ impl std::error::Error for TimingError {}
 
 /// Check the pulse widths `kind` gets at `real_hz` (what the Pi really
 /// produces; see [`super::spi::real_clock_hz`]) against its datasheet, with
-/// the symbols chosen for `requested_hz`. Clocked chips always pass.
-pub fn check_timing(kind: ChipKind, requested_hz: u32, real_hz: u32) -> Result<(), TimingError> {
-    let Some(t) = timing(kind) else {
-        return Ok(());
-    };
+/// the symbols chosen for `requested_hz`.
+pub fn check_timing(kind: Variant, requested_hz: u32, real_hz: u32) -> Result<(), TimingError> {
+    let t = timing(kind);
     let s = symbols(kind, requested_hz);
     let ns = |spi_bits: u32| -> u32 {
         if real_hz == 0 {
@@ -295,13 +326,13 @@ pub fn check_timing(kind: ChipKind, requested_hz: u32, real_hz: u32) -> Result<(
 
 /// [`check_timing`] when the requested and real clock choose the same
 /// symbols (always, unless a clock straddles [`WS2812_4BIT_ABOVE_HZ`]).
-pub fn timing_check(kind: ChipKind, real_hz: u32) -> Result<(), TimingError> {
+pub fn timing_check(kind: Variant, real_hz: u32) -> Result<(), TimingError> {
     check_timing(kind, real_hz, real_hz)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::chip::{ChipSettings, Encoder};
+    use super::super::chip::{ChipKind, ChipSettings, Encoder};
     use super::*;
 
     #[test]
@@ -377,20 +408,21 @@ mod tests {
     #[test]
     fn timing_at_real_pi_clocks() {
         // 250 MHz core: 2.4 MHz -> /106 = 2358490 Hz; 3.2 MHz -> /80 = 3125000.
-        assert_eq!(timing_check(ChipKind::Ws2812, 2_358_490), Ok(()));
-        assert_eq!(timing_check(ChipKind::Sk6812, 3_125_000), Ok(()));
-        assert_eq!(timing_check(ChipKind::Sk6812Rgbw, 3_200_000), Ok(()));
-        assert_eq!(timing_check(ChipKind::Ws2812, 3_200_000), Ok(()));
+        assert_eq!(timing_check(Variant::Ws2812, 2_358_490), Ok(()));
+        assert_eq!(timing_check(Variant::Sk6812, 3_125_000), Ok(()));
+        assert_eq!(timing_check(Variant::Sk6812Rgbw, 3_200_000), Ok(()));
+        assert_eq!(timing_check(Variant::Ws2812, 3_200_000), Ok(()));
         // WS2812 4-bit at 3.125 MHz: T1H = 3 x 320 = 960 ns > 950.
-        let e = timing_check(ChipKind::Ws2812, 3_125_000).unwrap_err();
+        let e = timing_check(Variant::Ws2812, 3_125_000).unwrap_err();
         assert_eq!((e.what, e.got_ns, e.max_ns), ("T1H", 960, 950));
         // SK6812 with 4-bit symbols at 2.4 MHz: T1H = 2 x 417 = 833 ns > 750.
-        let e = check_timing(ChipKind::Sk6812, 2_400_000, 2_400_000).unwrap_err();
+        let e = check_timing(Variant::Sk6812, 2_400_000, 2_400_000).unwrap_err();
         assert_eq!((e.what, e.got_ns), ("T1H", 833));
         // A clock far too slow fails, and 0 Hz does not divide by zero.
-        assert!(timing_check(ChipKind::Ws2812, 1_000_000).is_err());
-        assert!(timing_check(ChipKind::Ws2812, 0).is_err());
+        assert!(timing_check(Variant::Ws2812, 1_000_000).is_err());
+        assert!(timing_check(Variant::Ws2812, 0).is_err());
         // Clocked chips have no pulse timing.
-        assert_eq!(timing_check(ChipKind::Apa102, 1), Ok(()));
+        assert_eq!(ChipKind::Apa102.timing_check(1), Ok(()));
+        assert!(ChipKind::Ws2812.timing_check(1_000_000).is_err());
     }
 }
