@@ -382,7 +382,7 @@ mod tests {
     fn missing_device_says_to_enable_spi() {
         let t = tmp("nodev");
         let d = t.path();
-        let err = SpiOutput::open_at(&d, &d.join("bufsiz"), &params(), ws2812(10)).unwrap_err();
+        let err = SpiOutput::open_at(d, &d.join("bufsiz"), &params(), ws2812(10)).unwrap_err();
         assert!(
             matches!(&err, SpiError::NoDevice(p) if *p == d.join("spidev0.0")),
             "{err}"
@@ -397,7 +397,7 @@ mod tests {
         std::fs::write(d.join("spidev0.0"), b"").unwrap();
         std::fs::write(d.join("bufsiz"), b"4096\n").unwrap();
         // 500 WS2812 LEDs: 1 + 9 * 500 + 90 = 4591 bytes > 4096.
-        let err = SpiOutput::open_at(&d, &d.join("bufsiz"), &params(), ws2812(500)).unwrap_err();
+        let err = SpiOutput::open_at(d, &d.join("bufsiz"), &params(), ws2812(500)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -434,7 +434,7 @@ mod tests {
     fn bad_parameters_are_refused_before_any_device_access() {
         let t = tmp("params");
         let d = t.path();
-        let open = |p: SpiParams| SpiOutput::open_at(&d, &d, &p, ws2812(1)).unwrap_err();
+        let open = |p: SpiParams| SpiOutput::open_at(d, d, &p, ws2812(1)).unwrap_err();
         assert!(matches!(
             open(SpiParams { bus: 7, ..params() }),
             SpiError::Bus(7)
