@@ -96,6 +96,11 @@ impl Ticker {
     pub fn period(&self) -> u64 {
         self.period
     }
+    /// Use `period_ns` from the next [`Ticker::advance`] on; the upcoming
+    /// deadline stays where it is.
+    pub fn set_period(&mut self, period_ns: u64) {
+        self.period = period_ns.max(1);
+    }
     /// Move to the next deadline after a frame finished at `now`. Deadlines
     /// already in the past are skipped (and counted in the return value), so
     /// a late frame never causes a burst of catch-up frames, and the cadence

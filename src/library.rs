@@ -366,6 +366,12 @@ impl Library {
         })
     }
 
+    /// The frame period array `i` records, if any (packs of format
+    /// version 1 record none).
+    pub fn period_ns(&self, _i: u32) -> Option<u64> {
+        None
+    }
+
     /// The widest array, in LEDs.
     pub fn max_leds(&self) -> u32 {
         self.entries.iter().map(|e| e.leds).max().unwrap_or(0)

@@ -141,14 +141,19 @@ impl Default for Links {
 /// Fixed settings of a run.
 #[derive(Clone, Copy, Debug)]
 pub struct PlayerConfig {
-    /// Frames per second.
+    /// Frames per second of arrays without a rate of their own (the config's
+    /// `fps`, else 50), or of every array with `force_fps`.
     pub fps: u32,
+    /// `--fps` on the command line: one rate for all arrays.
+    pub force_fps: bool,
     /// LEDs on the strip.
     pub leds: usize,
     /// What happens at the playlist's end.
     pub order: Order,
     /// Stop after this many frames.
     pub max_frames: Option<u64>,
+    /// Stop after this much playback time (`--seconds`), in ns.
+    pub max_ns: Option<u64>,
     /// Array to start with (else the first playlist entry, else 0).
     pub start: Option<u32>,
     /// Seed for `--order shuffle`.
@@ -195,6 +200,10 @@ pub struct Player<C: Clock> {
     /// A switch was applied whose row 0 has not been handed out yet.
     switch_unshown: bool,
     frames: u64,
+    /// The period of arrays without a rate of their own.
+    default_period: u64,
+    /// Playback time so far: the sum of the periods of the frames shown.
+    played_ns: u64,
 }
 
 impl<C: Clock> Player<C> {
@@ -248,6 +257,8 @@ impl<C: Clock> Player<C> {
             },
             switch_unshown: false,
             frames: 0,
+            default_period: period,
+            played_ns: 0,
         }
     }
 
@@ -261,10 +272,13 @@ impl<C: Clock> Player<C> {
         self.ticker = Ticker::new(t + self.ticker.period(), self.ticker.period());
     }
 
-    /// Run until stopped by signal, or `max_frames` frames were sent.
+    /// Run until stopped by signal, or `max_frames` frames were sent, or
+    /// `max_ns` of playback time has passed.
     pub fn run(&mut self) {
         while !self.stop.load(Relaxed) {
-            if self.cfg.max_frames.is_some_and(|m| self.frames >= m) {
+            if self.cfg.max_frames.is_some_and(|m| self.frames >= m)
+                || self.cfg.max_ns.is_some_and(|m| self.played_ns >= m)
+            {
                 break;
             }
             self.frame();
@@ -354,7 +368,13 @@ impl<C: Clock> Player<C> {
         self.stats
             .output_write_errors
             .store(self.out.write_errors(), Relaxed);
-        if t.saturating_sub(deadline) > self.ticker.period() / 4 {
+        // Each frame is held for its own array's period: a switch lands on
+        // the next deadline of the old cadence, then the new period applies.
+        let period = self.period_of(meta.array);
+        self.ticker.set_period(period);
+        self.stats.period_ns.store(period, Relaxed);
+        self.played_ns = self.played_ns.saturating_add(period);
+        if t.saturating_sub(deadline) > period / 4 {
             Stats::bump(&self.stats.deadline_misses);
             self.stats.misses.record(Miss {
                 deadline_ns: deadline,
@@ -377,7 +397,7 @@ impl<C: Clock> Player<C> {
                     .store(self.stats.switches.load(Relaxed), Relaxed);
             }
             std::mem::swap(&mut self.b.src_next, &mut self.b.src_sent);
-            self.advance();
+            self.advance(period);
         }
         let skipped = self.ticker.advance(self.clock.now_ns());
         if skipped > 0 {
@@ -539,9 +559,18 @@ impl<C: Clock> Player<C> {
         self.fresh_gen
     }
 
-    /// Move past the frame just sent.
-    fn advance(&mut self) {
-        if let Some(go) = self.b.cursor.frame_shown() {
+    /// The period array `array` plays at: one rate for all with `--fps`,
+    /// else the array's own rate, else the default.
+    fn period_of(&self, array: u32) -> u64 {
+        if self.cfg.force_fps || array == ALL_OFF {
+            return self.default_period;
+        }
+        self.b.lib.period_ns(array).unwrap_or(self.default_period)
+    }
+
+    /// Move past the frame just sent, which was shown for `period` ns.
+    fn advance(&mut self, period: u64) {
+        if let Some(go) = self.b.cursor.frame_shown(period) {
             return self.go(go);
         }
         let rows = self.b.lib.entry(self.array).rows;

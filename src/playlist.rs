@@ -52,8 +52,9 @@ pub struct PlaylistItem {
     pub array: u32,
     /// Times through the array (>= 1).
     pub repeat: u32,
-    /// Or: play (looping) for this many frames.
-    pub frames: Option<u64>,
+    /// Or: play (looping) for this long, in ns of playback time (at
+    /// whatever rate plays).
+    pub duration_ns: Option<u64>,
 }
 
 impl PlaylistItem {
@@ -62,7 +63,7 @@ impl PlaylistItem {
         PlaylistItem {
             array,
             repeat: 1,
-            frames: None,
+            duration_ns: None,
         }
     }
 }
@@ -88,13 +89,8 @@ impl fmt::Display for UnknownEntry {
 
 impl std::error::Error for UnknownEntry {}
 
-/// Resolve playlist names against a library; durations become frames at
-/// `fps`.
-pub fn resolve(
-    lib: &Library,
-    spec: &[PlaylistSpec],
-    fps: u32,
-) -> Result<Vec<PlaylistItem>, UnknownEntry> {
+/// Resolve playlist names against a library.
+pub fn resolve(lib: &Library, spec: &[PlaylistSpec]) -> Result<Vec<PlaylistItem>, UnknownEntry> {
     spec.iter()
         .map(|s| {
             let array = lib.find(&s.name).ok_or_else(|| UnknownEntry {
@@ -104,7 +100,10 @@ pub fn resolve(
             Ok(PlaylistItem {
                 array,
                 repeat: s.repeat.max(1),
-                frames: s.seconds.map(|x| (x * fps as f64).round().max(1.0) as u64),
+                duration_ns: s
+                    .seconds
+                    .filter(|x| x.is_finite())
+                    .map(|x| (x * 1e9).round().max(1.0) as u64),
             })
         })
         .collect()
@@ -129,7 +128,8 @@ pub struct Cursor {
     /// Position in `order`, or `None` when playing outside the playlist.
     pos: Option<usize>,
     passes: u32,
-    entry_frames: u64,
+    /// Playback time spent in the current entry.
+    entry_ns: u64,
     rng: fastrand::Rng,
 }
 
@@ -142,7 +142,7 @@ impl Cursor {
             mode,
             pos: None,
             passes: 0,
-            entry_frames: 0,
+            entry_ns: 0,
             rng: fastrand::Rng::with_seed(seed),
         };
         c.reset_order();
@@ -192,7 +192,7 @@ impl Cursor {
     fn enter(&mut self, pos: Option<usize>, array: u32) -> Go {
         self.pos = pos;
         self.passes = 0;
-        self.entry_frames = 0;
+        self.entry_ns = 0;
         Go::Play(array)
     }
 
@@ -239,13 +239,13 @@ impl Cursor {
         self.enter(None, i)
     }
 
-    /// A frame of the current entry was shown. `Some` when its duration is
-    /// over and playback moves on.
-    pub fn frame_shown(&mut self) -> Option<Go> {
-        self.entry_frames += 1;
+    /// A frame of the current entry was shown for `period_ns`. `Some` when
+    /// the entry's duration is over and playback moves on.
+    pub fn frame_shown(&mut self, period_ns: u64) -> Option<Go> {
+        self.entry_ns = self.entry_ns.saturating_add(period_ns);
         let p = self.pos?;
         let item = self.item(p);
-        if item.frames.is_some_and(|f| self.entry_frames >= f) {
+        if item.duration_ns.is_some_and(|d| self.entry_ns >= d) {
             Some(self.next_entry(p))
         } else {
             None
@@ -259,7 +259,7 @@ impl Cursor {
         };
         self.passes += 1;
         let item = self.item(p);
-        if item.frames.is_some() || self.passes < item.repeat {
+        if item.duration_ns.is_some() || self.passes < item.repeat {
             Go::Play(item.array)
         } else {
             self.next_entry(p)
@@ -299,7 +299,7 @@ impl Cursor {
             return Some(current);
         };
         let item = self.item(p);
-        if item.frames.is_some() || self.passes + 1 < item.repeat {
+        if item.duration_ns.is_some() || self.passes + 1 < item.repeat {
             Some(item.array)
         } else if p + 1 < self.order.len() {
             Some(self.item(p + 1).array)
@@ -315,11 +315,11 @@ impl Cursor {
 mod tests {
     use super::*;
 
-    fn item(array: u32, repeat: u32, frames: Option<u64>) -> PlaylistItem {
+    fn item(array: u32, repeat: u32, duration_ns: Option<u64>) -> PlaylistItem {
         PlaylistItem {
             array,
             repeat,
-            frames,
+            duration_ns,
         }
     }
 
@@ -386,16 +386,27 @@ mod tests {
     }
 
     #[test]
-    fn a_duration_ends_the_entry_after_that_many_frames_whatever_the_rows() {
-        let mut c = Cursor::new(vec![item(3, 1, Some(4)), item(4, 1, None)], Order::Loop, 1);
+    fn a_duration_is_playback_time_whatever_the_rows_and_the_rate() {
+        // 100 ms: 4 frames at 25 ms (40 fps).
+        let mut c = Cursor::new(
+            vec![item(3, 1, Some(100_000_000)), item(4, 1, None)],
+            Order::Loop,
+            1,
+        );
         assert_eq!(c.start(None), Go::Play(3));
         // The array ends after 2 rows: it loops inside its duration.
-        assert_eq!(c.frame_shown(), None);
-        assert_eq!(c.frame_shown(), None);
+        assert_eq!(c.frame_shown(25_000_000), None);
+        assert_eq!(c.frame_shown(25_000_000), None);
         assert_eq!(c.end_of_pass(3), Go::Play(3));
         assert_eq!(c.predict(3), Some(3));
-        assert_eq!(c.frame_shown(), None);
-        assert_eq!(c.frame_shown(), Some(Go::Play(4)));
+        assert_eq!(c.frame_shown(25_000_000), None);
+        assert_eq!(c.frame_shown(25_000_000), Some(Go::Play(4)));
+        // The same 100 ms at 20 ms (50 fps) is 5 frames.
+        c.jump(3);
+        for _ in 0..4 {
+            assert_eq!(c.frame_shown(20_000_000), None);
+        }
+        assert_eq!(c.frame_shown(20_000_000), Some(Go::Play(4)));
     }
 
     #[test]

@@ -138,6 +138,8 @@ pub struct Stats {
     pub array: AtomicU32,
     /// Row of the last frame.
     pub row: AtomicU32,
+    /// The period of the frame last shown, in ns.
+    pub period_ns: AtomicU64,
     /// Brightness in thousandths.
     pub brightness_milli: AtomicU32,
     /// One of the `STATE_*` constants.

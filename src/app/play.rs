@@ -119,7 +119,7 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
             .collect(),
         _ => Vec::new(),
     };
-    let items = playlist::resolve(&lib, &specs, s.fps)?;
+    let items = playlist::resolve(&lib, &specs)?;
     let start = match &s.start {
         Some(n) => Some(lib.find(n).ok_or_else(|| AppError::NoSuchArray {
             pack: ready.pack.display().to_string(),
@@ -190,9 +190,11 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
 
     let pcfg = PlayerConfig {
         fps: s.fps,
+        force_fps: s.force_fps,
         leds,
         order: s.order,
         max_frames: s.max_frames,
+        max_ns: s.max_ns,
         start,
         seed: crate::clock::monotonic_ns(),
     };

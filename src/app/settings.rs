@@ -236,10 +236,15 @@ pub enum PlaylistChoice {
 pub struct PlaySettings {
     /// The SOURCE (flag, else the config's `library`); `None` = the demo.
     pub source: Option<PathBuf>,
-    /// Frames per second.
+    /// Frames per second of arrays without their own rate (`--fps`, else
+    /// the config's `fps`, else 50).
     pub fps: u32,
-    /// Stop after this many frames (`--frames`, or `--seconds` x fps).
+    /// `--fps` was given: it forces one rate on every array.
+    pub force_fps: bool,
+    /// Stop after this many frames (`--frames`).
     pub max_frames: Option<u64>,
+    /// Stop after this much playback time (`--seconds`), in ns.
+    pub max_ns: Option<u64>,
     /// Array to start with.
     pub start: Option<String>,
     /// The playlist.
@@ -283,11 +288,10 @@ pub fn play(
     if fps == 0 || fps > 1000 {
         return Err(SettingsError::Fps(fps));
     }
-    let max_frames = match (a.frames, a.seconds) {
-        (Some(f), _) => Some(f),
-        (None, Some(s)) if s.is_finite() && s >= 0.0 => Some((s * fps as f64).round() as u64),
+    let max_ns = match (a.frames, a.seconds) {
+        (None, Some(s)) if s.is_finite() && s >= 0.0 => Some((s * 1e9).round() as u64),
         (None, Some(s)) => return Err(SettingsError::Seconds(s)),
-        (None, None) => None,
+        _ => None,
     };
     let source = a.source.clone().or(cfg.library.clone());
     // The config's playlist names arrays of the config's library: a SOURCE
@@ -356,7 +360,9 @@ pub fn play(
     Ok(PlaySettings {
         source,
         fps,
-        max_frames,
+        force_fps: a.fps.is_some(),
+        max_frames: a.frames,
+        max_ns,
         start: a.start.clone().or(cfg.start.clone()),
         playlist,
         order,
@@ -496,13 +502,19 @@ mod tests {
     }
 
     #[test]
-    fn frames_and_seconds() {
-        assert_eq!(resolve("play", "").max_frames, None);
-        assert_eq!(resolve("play --seconds 2", "fps = 40").max_frames, Some(80));
-        assert_eq!(
-            resolve("play --frames 7 --seconds 2", "").max_frames,
-            Some(7)
-        );
+    fn only_the_command_line_fps_forces_one_rate() {
+        assert!(!resolve("play", "fps = 40").force_fps);
+        assert!(resolve("play --fps 40", "").force_fps);
+    }
+
+    #[test]
+    fn frames_count_frames_and_seconds_count_time() {
+        let s = resolve("play", "");
+        assert_eq!((s.max_frames, s.max_ns), (None, None));
+        let s = resolve("play --seconds 2", "fps = 40");
+        assert_eq!((s.max_frames, s.max_ns), (None, Some(2_000_000_000)));
+        let s = resolve("play --frames 7 --seconds 2", "");
+        assert_eq!((s.max_frames, s.max_ns), (Some(7), None));
         assert_eq!(
             err("play --seconds=-1", ""),
             "--seconds -1 is not a duration"

@@ -339,7 +339,10 @@ impl CommandPath {
             "crc_errors": loader.stats.crc_errors.load(Relaxed),
             "last_error": last_error,
             "brightness": s.brightness_milli.load(Relaxed) as f64 / 1000.0,
-            "fps": self.fps,
+            "fps": match s.period_ns.load(Relaxed) {
+                0 => self.fps as f64,
+                p => 1e9 / p as f64,
+            },
             "arrays": lib.len(),
             "pack": lib.path().display().to_string(),
             "locked_bytes": self.locked_bytes.load(Relaxed),
@@ -364,8 +367,7 @@ impl CommandPath {
         let result = (|| {
             let lib =
                 Arc::new(Library::open(&path, &st.open).map_err(|e: LibraryError| e.to_string())?);
-            let items =
-                playlist::resolve(&lib, &st.playlist, self.fps).map_err(|e| e.to_string())?;
+            let items = playlist::resolve(&lib, &st.playlist).map_err(|e| e.to_string())?;
             let bundle = Bundle::new(lib.clone(), items).map_err(|e| e.to_string())?;
             let loader = bundle.loader.shared().clone();
             match self.links.cmds.enqueue(Command::Swap(Box::new(bundle))) {

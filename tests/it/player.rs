@@ -83,9 +83,11 @@ fn rig(arrays: Vec<rowplay::import::NamedArray>, playlist: &[&str], order: Order
         &links,
         PlayerConfig {
             fps: 50,
+            force_fps: false,
             leds,
             order,
             max_frames: None,
+            max_ns: None,
             start: None,
             seed: 7,
         },
@@ -443,12 +445,12 @@ fn the_frame_loop_never_allocates() {
         PlaylistItem {
             array: 4,
             repeat: 2,
-            frames: None,
+            duration_ns: None,
         },
         PlaylistItem {
             array: 1,
             repeat: 1,
-            frames: Some(30),
+            duration_ns: Some(30 * PERIOD),
         },
     ];
     let links = Links::new();
@@ -472,9 +474,11 @@ fn the_frame_loop_never_allocates() {
         &links,
         PlayerConfig {
             fps: 50,
+            force_fps: false,
             leds: 10,
             order: Order::Shuffle,
             max_frames: None,
+            max_ns: None,
             start: None,
             seed: 3,
         },
@@ -566,9 +570,11 @@ fn a_stalling_card_gives_counted_underruns_never_a_blocked_loop() {
         &links,
         PlayerConfig {
             fps: 50,
+            force_fps: false,
             leds: 3,
             order: Order::Loop,
             max_frames: None,
+            max_ns: None,
             start: None,
             seed: 1,
         },
