@@ -108,6 +108,9 @@ fn cmd_pack(a: cli::PackArgs) -> Result<(), Fail> {
                 cli::FloatMaxArg::One => FloatMax::One,
                 cli::FloatMaxArg::Full => FloatMax::Full,
             },
+            period_ns: a.fps.map(|f| (1e9 / f).round() as u64),
+            fseq_channels: a.channels,
+            rgbw: a.rgbw,
         },
         skip_bad: a.skip_bad,
     };
@@ -116,6 +119,9 @@ fn cmd_pack(a: cli::PackArgs) -> Result<(), Fail> {
         progress.update(d, t)
     })
     .map_err(|e| Fail(e.lines()))?;
+    for w in &report.warnings {
+        warn(w);
+    }
     for s in &report.skipped {
         eprintln!("skipped: {s}");
     }
@@ -149,6 +155,7 @@ fn cmd_inspect(a: cli::InspectArgs) -> Result<(), Fail> {
                 serde_json::json!({
                     "index": x.index, "name": x.name, "rows": x.rows,
                     "leds": x.leds, "channels": x.channels,
+                    "fps": lib.fps(x.index),
                 })
             })
             .collect();
@@ -175,21 +182,32 @@ fn cmd_inspect(a: cli::InspectArgs) -> Result<(), Fail> {
         )?;
         writeln!(
             o,
-            "{:>7}  {:>7}  {:>6}  {:>2}  name",
-            "index", "rows", "leds", "ch"
+            "{:>7}  {:>7}  {:>6}  {:>2}  {:>7}  name",
+            "index", "rows", "leds", "ch", "fps"
         )?;
         for i in 0..lib.len() {
             if let Some(x) = lib.info(i) {
                 writeln!(
                     o,
-                    "{:>7}  {:>7}  {:>6}  {:>2}  {}",
-                    x.index, x.rows, x.leds, x.channels, x.name
+                    "{:>7}  {:>7}  {:>6}  {:>2}  {:>7}  {}",
+                    x.index,
+                    x.rows,
+                    x.leds,
+                    x.channels,
+                    lib.fps(x.index).map_or("-".into(), fmt_fps),
+                    x.name
                 )?;
             }
         }
     }
     o.flush()?;
     Ok(())
+}
+
+/// A frame rate for people: `40`, `29.97`.
+fn fmt_fps(f: f64) -> String {
+    let s = format!("{f:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn cmd_verify(a: cli::VerifyArgs) -> Result<(), Fail> {
@@ -267,6 +285,14 @@ fn cmd_export(a: cli::ExportArgs) -> Result<(), Fail> {
     let array = lib
         .read_array(i)
         .map_err(|e| Fail(vec![format!("{}: {e}", a.lib.display())]))?;
+    let is_fseq = a
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("fseq"));
+    if is_fseq {
+        let step = import::fseq::step_ms(lib.period_ns(i));
+        return write_atomically(&a.output, |w| import::fseq::write_v2(&array, step, w));
+    }
     write_atomically(&a.output, |w| import::npy::write_u8(&array, w))
 }
 

@@ -35,6 +35,7 @@ fn array(name: &str, rows: u32, leds: u32, channels: u8, seed: u8) -> NamedArray
             channels,
             data: (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect(),
         },
+        period_ns: None,
     }
 }
 

@@ -126,6 +126,7 @@ mod tests {
                 channels: 3,
                 data: vec![0; 6],
             },
+            period_ns: None,
         };
         crate::pack::pack_arrays(vec![a], &p, &Default::default()).unwrap();
         let lib = Arc::new(Library::open(&p, &Default::default()).unwrap());

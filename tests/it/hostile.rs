@@ -179,6 +179,7 @@ fn array(name: &str, rows: u32, leds: u32, channels: u8, seed: u8) -> NamedArray
             channels,
             data: (0..n as u8).map(|i| i.wrapping_mul(37) ^ seed).collect(),
         },
+        period_ns: None,
     }
 }
 
@@ -644,7 +645,7 @@ fn npy_input_that_is_a_fifo() {
     nix::unistd::mkfifo(&f, nix::sys::stat::Mode::S_IRWXU).unwrap();
     pack_fails(
         &f,
-        "not a regular file (FIFO, socket or device); give a .npy, .npz or .png file",
+        "not a regular file (FIFO, socket or device); give a .npy, .npz, .png or .fseq file",
     );
 }
 
@@ -746,7 +747,7 @@ fn sparse_pack_claiming_16_gib_of_names() {
 
 /// A sparse pack of 2^24 arrays whose index and names (528 MiB of zeros)
 /// match their CRC, so the reader gets as far as parsing the index: the
-/// entry vector (32 bytes per array, 512 MiB) no longer fits the child's
+/// entry vector (40 bytes per array, 640 MiB) no longer fits the child's
 /// 1 GiB address space beside the 544 MiB index it was read from, which
 /// must be an error, not an abort.
 #[test]
@@ -783,7 +784,7 @@ fn sparse_pack_of_16_million_arrays_with_a_valid_meta_crc() {
         &pack,
         &format!(
             "pack needs {} bytes of memory, more than this machine can address",
-            count * 32
+            count * std::mem::size_of::<rowplay::pack::Entry>() as u64
         ),
     );
 }
