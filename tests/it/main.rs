@@ -8,8 +8,11 @@
 //! - `play_cli`: the real binary with `--clock step` and the socket: jumps,
 //!   stop, signals, abuse, refused realtime.
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
+//! - `fseq`: `.fseq` fixtures packed to the independent writer's bytes,
+//!   export to `.fseq` and back, per-array rates in packs and `inspect`.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 
+mod fseq;
 mod hostile;
 mod library;
 mod pack_cli;
