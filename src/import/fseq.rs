@@ -36,6 +36,9 @@ use super::{Array, MAX_ROW_BYTES};
 pub const MAX_HEADER_LEN: usize = 65535;
 /// Most blocks a v2.1+ index can list (12 bits).
 pub const MAX_BLOCKS: usize = 4095;
+/// Most channels per frame a file may store: the show channel space of the
+/// sparse ranges (24 bits). Bounds the one-frame buffer before decoding.
+pub const MAX_FILE_CHANNELS: u32 = 1 << 24;
 /// Step time written by [`write_v2`] for an array without a rate: 20 ms.
 pub const DEFAULT_STEP_MS: u8 = 20;
 
@@ -184,6 +187,8 @@ pub enum FseqError {
     },
     /// Channels per frame is 0.
     NoChannels,
+    /// Channels per frame is more than [`MAX_FILE_CHANNELS`].
+    TooManyChannels(u32),
     /// Frame count is 0.
     NoFrames,
     /// Step time is 0 ms.
@@ -328,6 +333,10 @@ impl fmt::Display for FseqError {
                 "{blocks} blocks and {ranges} sparse ranges need {need} header bytes, but the channel data starts at {data_offset}"
             ),
             NoChannels => write!(f, "0 channels per frame"),
+            TooManyChannels(n) => write!(
+                f,
+                "{n} channels per frame is more than a show can have ({MAX_FILE_CHANNELS})"
+            ),
             NoFrames => write!(f, "0 frames"),
             NoStepTime => write!(f, "step time is 0 ms"),
             UnknownCompression(c) => write!(f, "unknown compression type {c} (0 none, 1 zstd, 2 zlib)"),
@@ -459,6 +468,9 @@ pub fn parse_layout(b: &[u8], file_len: u64) -> Result<Layout, FseqError> {
     let step_ms = b[18];
     if channels == 0 {
         return Err(FseqError::NoChannels);
+    }
+    if channels > MAX_FILE_CHANNELS {
+        return Err(FseqError::TooManyChannels(channels));
     }
     if frames == 0 {
         return Err(FseqError::NoFrames);
@@ -598,7 +610,6 @@ pub fn parse_layout(b: &[u8], file_len: u64) -> Result<Layout, FseqError> {
         // At most 4095 u32 lengths after a u16 offset: no overflow in u64.
         offset += len;
     }
-    let nused = layout.blocks.len();
     let Some(last) = layout.blocks.last_mut() else {
         return Err(FseqError::NoBlocks);
     };
@@ -619,7 +630,6 @@ pub fn parse_layout(b: &[u8], file_len: u64) -> Result<Layout, FseqError> {
             });
         }
     }
-    debug_assert_eq!(nused, layout.blocks.len());
     Ok(layout)
 }
 
@@ -917,5 +927,354 @@ pub fn step_ms(period_ns: Option<u64>) -> u8 {
     match period_ns {
         Some(p) => ((p + 500_000) / 1_000_000).clamp(1, 255) as u8,
         None => DEFAULT_STEP_MS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fseq/");
+
+    /// A v2 header area: fixed header, `index`, `ranges`, `var`, padding to
+    /// `data_offset` (or to a multiple of 4 after them when 0).
+    fn v2(
+        minor: u8,
+        comp: u8,
+        channels: u32,
+        frames: u32,
+        index: &[(u32, u32)],
+        ranges: &[(u32, u32)],
+        var: &[u8],
+    ) -> Vec<u8> {
+        let n = index.len();
+        let end = V2_HEADER + n * 8 + ranges.len() * 6;
+        let data_offset = (end + var.len()).next_multiple_of(4);
+        let mut b = b"PSEQ".to_vec();
+        b.extend_from_slice(&(data_offset as u16).to_le_bytes());
+        b.extend_from_slice(&[minor, 2]);
+        b.extend_from_slice(&(end as u16).to_le_bytes());
+        b.extend_from_slice(&channels.to_le_bytes());
+        b.extend_from_slice(&frames.to_le_bytes());
+        b.extend_from_slice(&[50, 0, comp | ((n >> 8) as u8) << 4, n as u8]);
+        b.extend_from_slice(&[ranges.len() as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for (f, l) in index {
+            b.extend_from_slice(&f.to_le_bytes());
+            b.extend_from_slice(&l.to_le_bytes());
+        }
+        for (s, c) in ranges {
+            b.extend_from_slice(&s.to_le_bytes()[..3]);
+            b.extend_from_slice(&c.to_le_bytes()[..3]);
+        }
+        b.extend_from_slice(var);
+        b.resize(data_offset, 0);
+        b
+    }
+
+    fn ed(offset: u64, len: u32) -> Vec<u8> {
+        let mut v = vec![18, 0, b'E', b'D', b'x', b'N'];
+        v.extend_from_slice(&offset.to_le_bytes());
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn v1_header() {
+        let mut b = b"PSEQ".to_vec();
+        b.extend_from_slice(&32u16.to_le_bytes());
+        b.extend_from_slice(&[0, 1, 28, 0]);
+        b.extend_from_slice(&6u32.to_le_bytes());
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(&[25, 0, 1, 0, 6, 0, 1, 0, 0, 0]);
+        b.extend_from_slice(&[4, 0, b'x', b'x']); // a variable header
+        b.extend_from_slice(&[9; 12]);
+        let l = parse_layout(&b, b.len() as u64).unwrap();
+        assert_eq!(
+            (l.major, l.data_offset, l.channels, l.frames, l.step_ms),
+            (1, 32, 6, 2, 25)
+        );
+        assert_eq!(l.compression, Compression::None);
+        let s = parse(&b, &Options::default()).unwrap();
+        assert_eq!((s.array.rows, s.array.leds), (2, 2));
+        assert_eq!(s.array.data, [9; 12]);
+        assert_eq!(s.period_ns, Some(25_000_000));
+    }
+
+    #[test]
+    fn magic_and_version() {
+        let mut b = v2(2, 0, 3, 1, &[], &[], &[]);
+        b.extend_from_slice(&[0; 3]);
+        assert!(parse_layout(&b, b.len() as u64).is_ok());
+        b[0] = b'F';
+        assert!(parse_layout(&b, b.len() as u64).is_ok(), "FSEQ magic");
+        b[0] = b'E';
+        assert_eq!(
+            parse_layout(&b, b.len() as u64),
+            Err(FseqError::EffectSequence)
+        );
+        b[0] = b'X';
+        assert_eq!(
+            parse_layout(&b, b.len() as u64),
+            Err(FseqError::BadMagic(*b"XSEQ"))
+        );
+        let mut b = v2(3, 0, 3, 1, &[], &[], &[]);
+        b.extend_from_slice(&[0; 3]);
+        assert_eq!(
+            parse_layout(&b, b.len() as u64),
+            Err(FseqError::UnsupportedVersion { major: 2, minor: 3 })
+        );
+        assert_eq!(
+            parse_layout(&b[..5], 5),
+            Err(FseqError::TooShort { len: 5 })
+        );
+    }
+
+    #[test]
+    fn block_index_skips_unused_slots_and_ends_at_the_data() {
+        let index = [(0, 10), (0, 0), (10, 20), (0, 0), (0, 0)];
+        let mut b = v2(2, 1, 3, 30, &index, &[], &[]);
+        let data_offset = b.len() as u64;
+        b.resize(b.len() + 30, 0);
+        let l = parse_layout(&b, b.len() as u64).unwrap();
+        assert_eq!(
+            l.blocks,
+            [
+                Block {
+                    first_frame: 0,
+                    offset: data_offset,
+                    len: 10
+                },
+                Block {
+                    first_frame: 10,
+                    offset: data_offset + 10,
+                    len: 20
+                }
+            ]
+        );
+        assert_eq!((l.block_frames(0), l.block_frames(1)), (10, 20));
+        // One byte short of the last block's end.
+        let short = b.len() as u64 - 1;
+        assert_eq!(
+            parse_layout(&b, short),
+            Err(FseqError::BlockPastEnd {
+                block: 1,
+                end: short + 1,
+                file_len: short
+            })
+        );
+    }
+
+    #[test]
+    fn a_12_bit_block_count_needs_v2_1() {
+        let index: Vec<(u32, u32)> = (0..300).map(|i| (i, 1)).collect();
+        let mut b = v2(1, 1, 3, 300, &index, &[], &[]);
+        b.resize(b.len() + 300, 0);
+        assert_eq!(parse_layout(&b, b.len() as u64).unwrap().blocks.len(), 300);
+        // In v2.0 byte 20's top bits are not part of the count: 44 blocks
+        // are read, the rest of the index is taken as variable headers.
+        b[6] = 0;
+        assert_eq!(parse_layout(&b, b.len() as u64).unwrap().blocks.len(), 44);
+    }
+
+    #[test]
+    fn block_order_is_checked() {
+        let check = |index: &[(u32, u32)]| {
+            let mut b = v2(2, 1, 3, 30, index, &[], &[]);
+            b.resize(b.len() + 100, 0);
+            parse_layout(&b, b.len() as u64)
+        };
+        assert_eq!(
+            check(&[(1, 5)]),
+            Err(FseqError::FirstBlockNotAtZero { first: 1 })
+        );
+        assert_eq!(
+            check(&[(0, 5), (10, 5), (10, 5)]),
+            Err(FseqError::BlockOutOfOrder {
+                block: 2,
+                first: 10
+            })
+        );
+        assert_eq!(
+            check(&[(0, 5), (30, 5)]),
+            Err(FseqError::BlockOutOfOrder {
+                block: 1,
+                first: 30
+            })
+        );
+        assert_eq!(check(&[(0, 0), (0, 0)]), Err(FseqError::NoBlocks));
+    }
+
+    #[test]
+    fn extended_data_caps_the_last_block() {
+        // The last block's index length (50) runs over 20 bytes of ED data.
+        let probe = v2(2, 1, 3, 20, &[(0, 10), (10, 50)], &[], &ed(0, 0));
+        let data_offset = probe.len() as u64;
+        let ed_at = data_offset + 40;
+        let mut b = v2(2, 1, 3, 20, &[(0, 10), (10, 50)], &[], &ed(ed_at, 20));
+        b.resize(b.len() + 60, 0);
+        let l = parse_layout(&b, b.len() as u64).unwrap();
+        assert_eq!(l.extended_at, Some(ed_at));
+        assert_eq!(l.blocks[1].len, 30);
+        // ED data past the end of the file.
+        let mut b = v2(2, 1, 3, 20, &[(0, 10), (10, 50)], &[], &ed(ed_at, 21));
+        b.resize(b.len() + 60, 0);
+        assert_eq!(
+            parse_layout(&b, b.len() as u64),
+            Err(FseqError::BadExtendedData {
+                offset: ed_at,
+                len: 21,
+                file_len: b.len() as u64
+            })
+        );
+    }
+
+    #[test]
+    fn variable_headers_must_end_before_the_data() {
+        let mut var = vec![40, 0, b's', b'p'];
+        var.extend_from_slice(b"x\0\0\0");
+        let mut b = v2(2, 0, 3, 1, &[], &[], &var);
+        b.extend_from_slice(&[0; 3]);
+        assert_eq!(
+            parse_layout(&b, b.len() as u64),
+            Err(FseqError::VarHeaderPastData {
+                at: 32,
+                len: 40,
+                data_offset: 40
+            })
+        );
+        // A well-formed one is skipped.
+        let var = [8, 0, b's', b'p', b'x', 0, 0, 0];
+        let mut b = v2(2, 0, 3, 1, &[], &[], &var);
+        b.extend_from_slice(&[0; 3]);
+        assert!(parse_layout(&b, b.len() as u64).is_ok());
+    }
+
+    #[test]
+    fn sparse_ranges_map_show_channels_to_file_channels() {
+        // The file stores show channels 100..106, then 20..29.
+        let ranges = [(100, 6), (20, 9)];
+        let mut b = v2(2, 0, 15, 1, &[], &ranges, &[]);
+        b.extend((0..15).map(|x| x as u8));
+        let l = parse_layout(&b, b.len() as u64).unwrap();
+        assert_eq!(l.plan(Some((21, 9))).unwrap(), (vec![(6, 0, 9)], 9));
+        assert_eq!(l.plan(Some((103, 2))).unwrap(), (vec![(2, 0, 2)], 2));
+        assert_eq!(
+            l.plan(Some((28, 4))),
+            Err(FseqError::ChannelNotStored {
+                channel: 30,
+                channels: 15,
+                sparse: true
+            })
+        );
+        let s = parse(
+            &b,
+            &Options {
+                channels: Some((101, 6)),
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.array.data, [0, 1, 2, 3, 4, 5]);
+        // Adjacent show ranges stored in either order join up.
+        let ranges = [(3, 3), (0, 3)];
+        let mut b = v2(2, 0, 6, 1, &[], &ranges, &[]);
+        b.extend([10, 11, 12, 0, 1, 2]);
+        let s = parse(
+            &b,
+            &Options {
+                channels: Some((2, 4)),
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.array.data, [1, 2, 10, 11, 0, 0]);
+        assert_eq!(s.padded_from, Some(4));
+    }
+
+    #[test]
+    fn sparse_ranges_must_add_up_and_not_overlap() {
+        for ranges in [&[(0, 3), (2, 3)][..], &[(0, 3), (10, 2)], &[(0, 0), (0, 6)]] {
+            let mut b = v2(2, 0, 6, 1, &[], ranges, &[]);
+            b.extend([0; 6]);
+            assert!(
+                matches!(
+                    parse_layout(&b, b.len() as u64),
+                    Err(FseqError::BadSparseRanges { .. })
+                ),
+                "{ranges:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rows_beyond_the_limit_are_refused() {
+        let mut b = v2(2, 1, MAX_FILE_CHANNELS, 1, &[(0, 4)], &[], &[]);
+        b.extend([0; 4]);
+        assert_eq!(
+            parse(&b, &Options::default()),
+            Err(FseqError::RowTooWide {
+                bytes: MAX_FILE_CHANNELS as u64 + 2
+            })
+        );
+        b[10..14].copy_from_slice(&(MAX_FILE_CHANNELS + 1).to_le_bytes());
+        assert_eq!(
+            parse(&b, &Options::default()),
+            Err(FseqError::TooManyChannels(MAX_FILE_CHANNELS + 1))
+        );
+    }
+
+    #[test]
+    fn write_v2_reads_back() {
+        let a = Array {
+            rows: 3,
+            leds: 2,
+            channels: 4,
+            data: (0..24).collect(),
+        };
+        let mut out = Vec::new();
+        write_v2(&a, step_ms(Some(25_000_000)), &mut out).unwrap();
+        assert_eq!(out.len(), 32 + 24);
+        let s = parse(
+            &out,
+            &Options {
+                rgbw: true,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.array, a);
+        assert_eq!(s.period_ns, Some(25_000_000));
+        assert_eq!(step_ms(None), 20);
+        assert_eq!(step_ms(Some(33_366_700)), 33);
+        assert_eq!(step_ms(Some(1_000_000_000)), 255);
+    }
+
+    #[test]
+    fn the_ed_fixture_needs_the_cap() {
+        let b = std::fs::read(format!("{FIXTURES}v2_ed.fseq")).unwrap();
+        let want = std::fs::read(format!("{FIXTURES}expected/v2_ed.u8")).unwrap();
+        assert_eq!(parse(&b, &Options::default()).unwrap().array.data, want);
+        // Without its ED header the last block runs into the extended data,
+        // which is not zstd.
+        let l = parse_layout(&b, b.len() as u64).unwrap();
+        let at = b.windows(4).position(|w| w == [18, 0, b'E', b'D']).unwrap();
+        let mut no_ed = b.clone();
+        no_ed[at + 2..at + 4].copy_from_slice(b"zz");
+        let l2 = parse_layout(&no_ed, no_ed.len() as u64).unwrap();
+        assert!(l2.blocks[1].len > l.blocks[1].len);
+        assert!(matches!(
+            parse(&no_ed, &Options::default()),
+            Err(FseqError::Decode { block: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn the_output_limit_is_checked_before_reserving() {
+        let b = std::fs::read(format!("{FIXTURES}v2_faststart.fseq")).unwrap();
+        let opts = Options {
+            max_bytes: Some(2399),
+            ..Options::default()
+        };
+        assert_eq!(parse(&b, &opts), Err(FseqError::TooLarge { bytes: 2400 }));
     }
 }
