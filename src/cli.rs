@@ -19,13 +19,13 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Pack .npy/.npz/.png files and folders into one .rowpack.
+    /// Pack .npy/.npz/.png/.fseq files and folders into one .rowpack.
     Pack(PackArgs),
     /// List the arrays in a pack.
     Inspect(InspectArgs),
     /// Check every CRC in a pack.
     Verify(VerifyArgs),
-    /// Write one array back as a standard .npy.
+    /// Write one array back as a standard .npy, or as a .fseq.
     Export(ExportArgs),
     /// Draw one array as a PNG (rows down, LEDs across).
     Render(RenderArgs),
@@ -89,8 +89,12 @@ fn parse_channels(s: &str) -> Result<(u32, u32), String> {
     let (a, b) = s
         .split_once(':')
         .ok_or_else(|| format!("{s:?} is not START:COUNT"))?;
-    let start: u32 = a.parse().map_err(|_| format!("start {a:?} is not a number"))?;
-    let count: u32 = b.parse().map_err(|_| format!("count {b:?} is not a number"))?;
+    let start: u32 = a
+        .parse()
+        .map_err(|_| format!("start {a:?} is not a number"))?;
+    let count: u32 = b
+        .parse()
+        .map_err(|_| format!("count {b:?} is not a number"))?;
     if start == 0 || count == 0 {
         return Err("START and COUNT count from 1".into());
     }

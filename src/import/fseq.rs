@@ -55,7 +55,9 @@ pub trait ReadAt {
 
 impl ReadAt for [u8] {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
         let n = buf.len().min(self.len() - start);
         buf[..n].copy_from_slice(&self[start..start + n]);
         Ok(n)
@@ -638,13 +640,16 @@ impl Layout {
     /// last one up to the frame count.
     pub fn block_frames(&self, i: usize) -> u32 {
         let first = self.blocks.get(i).map_or(0, |b| b.first_frame);
-        let next = self.blocks.get(i + 1).map_or(self.frames, |b| b.first_frame);
+        let next = self
+            .blocks
+            .get(i + 1)
+            .map_or(self.frames, |b| b.first_frame);
         next.saturating_sub(first)
     }
 
     /// Copy plan for a selection: `(file offset, output offset, length)` in
     /// channels of one frame, and the number of output channels.
-    pub fn plan(&self, sel: Option<(u32, u32)>) -> Result<(Vec<(u32, u32, u32)>, u32), FseqError> {
+    pub fn plan(&self, sel: Option<(u32, u32)>) -> Result<(Vec<Segment>, u32), FseqError> {
         let Some((start, count)) = sel else {
             return Ok((vec![(0, 0, self.channels)], self.channels));
         };
@@ -694,6 +699,9 @@ impl Layout {
         Ok((segs, count))
     }
 }
+
+/// One copy of a frame's channels: (file offset, output offset, length).
+pub type Segment = (u32, u32, u32);
 
 /// A [`Read`] over `start..end` of a [`ReadAt`].
 struct Span<'a, R: ?Sized> {

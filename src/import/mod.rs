@@ -154,7 +154,10 @@ impl fmt::Display for ImportError {
             ),
             ImportErrorKind::EmptyFile => write!(f, "file is empty (0 bytes); re-export it"),
             ImportErrorKind::IsDirectory => {
-                write!(f, "is a directory, expected a .npy, .npz, .png or .fseq file")
+                write!(
+                    f,
+                    "is a directory, expected a .npy, .npz, .png or .fseq file"
+                )
             }
             ImportErrorKind::NotAFile => write!(
                 f,
@@ -364,8 +367,7 @@ fn load_fseq(
         rgbw: opts.rgbw,
         max_bytes: None,
     };
-    let seq = fseq::read(&file, len, &fopts)
-        .map_err(|e| error(path, ImportErrorKind::Fseq(e)))?;
+    let seq = fseq::read(&file, len, &fopts).map_err(|e| error(path, ImportErrorKind::Fseq(e)))?;
     if let Some(stored) = seq.padded_from {
         warnings.push(format!(
             "{}: {stored} channels is not a whole number of {}-channel LEDs; padded with {} zero channels",
@@ -442,7 +444,8 @@ mod tests {
             let sources = discover(&[PathBuf::from(format!("{FIXTURES}{rel}"))]).unwrap();
             let stem = Path::new(rel).file_stem().unwrap().to_str().unwrap();
             assert_eq!(names(&sources), [stem], "{rel}");
-            let arrays = load(&sources[0], &opts, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+            let arrays =
+                load(&sources[0], &opts, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
             let want = if member == "-" {
                 stem.to_owned()
             } else {

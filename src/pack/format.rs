@@ -475,7 +475,11 @@ pub fn parse_index(
             body_crc: u32_at(b, 20),
             name_offset: u32_at(b, 24),
             name_len: u32_at(b, 28),
-            period_ns: if elen == ENTRY_LEN_V2 { u64_at(b, 32) } else { 0 },
+            period_ns: if elen == ENTRY_LEN_V2 {
+                u64_at(b, 32)
+            } else {
+                0
+            },
         };
         let bad = |what| FormatError::BadEntry {
             index: i as u64,

@@ -270,8 +270,8 @@ fn write_pack(
     }
 
     let index_offset = next_body; // page-aligned, so also 8-aligned
-    // Version 1 unless some array has a rate: packs without rates stay
-    // byte-identical to what earlier releases wrote.
+                                  // Version 1 unless some array has a rate: packs without rates stay
+                                  // byte-identical to what earlier releases wrote.
     let version = if pending.iter().any(|p| p.entry.period_ns != 0) {
         format::VERSION
     } else {

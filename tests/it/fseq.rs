@@ -75,13 +75,23 @@ fn every_fixture_packs_to_the_writers_bytes_and_its_step_time() {
         let out = dir.path().join("x.rowpack");
         let opts: Vec<&str> = c.opts.iter().map(String::as_str).collect();
         let o = pack(&[&input], &opts, &out);
-        assert!(o.status.success(), "{} {:?}: {}", c.file, c.opts, stderr(&o));
+        assert!(
+            o.status.success(),
+            "{} {:?}: {}",
+            c.file,
+            c.opts,
+            stderr(&o)
+        );
         let name = c.file.trim_end_matches(".fseq");
         let v = inspect(&out);
         let a = &v["arrays"][0];
         assert_eq!(a["name"], name);
         assert_eq!(
-            (a["rows"].as_u64(), a["leds"].as_u64(), a["channels"].as_u64()),
+            (
+                a["rows"].as_u64(),
+                a["leds"].as_u64(),
+                a["channels"].as_u64()
+            ),
             (
                 Some(c.rows as u64),
                 Some(c.leds as u64),
@@ -100,7 +110,13 @@ fn every_fixture_packs_to_the_writers_bytes_and_its_step_time() {
         assert_eq!(got.data, c.bytes, "{} {:?}: bytes differ", c.file, c.opts);
         // The padded file says so, once, as a warning.
         let warned = stderr(&o).contains("warning:");
-        assert_eq!(warned, c.file == "v2_pad.fseq", "{}: {}", c.file, stderr(&o));
+        assert_eq!(
+            warned,
+            c.file == "v2_pad.fseq",
+            "{}: {}",
+            c.file,
+            stderr(&o)
+        );
     }
 }
 
@@ -252,6 +268,10 @@ fn channel_selections_outside_the_file_are_one_error_line() {
         );
         assert!(!out.exists());
     }
-    let o = pack(&[Path::new(FSEQ).join("v1.fseq").as_path()], &["--channels", "0:3"], &out);
+    let o = pack(
+        &[Path::new(FSEQ).join("v1.fseq").as_path()],
+        &["--channels", "0:3"],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(2), "usage error");
 }

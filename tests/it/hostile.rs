@@ -393,34 +393,25 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
             fseq(3, 1, 0xf1, 0xff, &[(0, 9)], 40, &[0; 32]),
         ),
         // 1000 RLE blocks: 4 KB that inflate to 128 MiB, for 2 frames of 3.
-        (
-            "fseq_zstd_bomb.fseq",
-            {
-                let bomb = zstd_bomb(1000);
-                fseq(3, 2, 1, 1, &[(0, bomb.len() as u32)], 40, &bomb)
-            },
-        ),
+        ("fseq_zstd_bomb.fseq", {
+            let bomb = zstd_bomb(1000);
+            fseq(3, 2, 1, 1, &[(0, bomb.len() as u32)], 40, &bomb)
+        }),
         // The header says 10 frames of 6 channels; the block holds 4.
-        (
-            "fseq_frames_disagree.fseq",
-            {
-                let z = zstd_raw(&[7; 24]);
-                fseq(6, 10, 1, 1, &[(0, z.len() as u32)], 40, &z)
-            },
-        ),
+        ("fseq_frames_disagree.fseq", {
+            let z = zstd_raw(&[7; 24]);
+            fseq(6, 10, 1, 1, &[(0, z.len() as u32)], 40, &z)
+        }),
         // Uncompressed: 10 frames of 9 channels claimed, 40 bytes present.
         (
             "fseq_raw_cut_short.fseq",
             fseq(9, 10, 0, 0, &[], 32, &[5; 40]),
         ),
         // 4,294,967,295 frames of 3 channels: 12.9 GB claimed by 64 bytes.
-        (
-            "fseq_claims_4e9_frames.fseq",
-            {
-                let z = zstd_raw(&[1; 12]);
-                fseq(3, u32::MAX, 1, 1, &[(0, z.len() as u32)], 40, &z)
-            },
-        ),
+        ("fseq_claims_4e9_frames.fseq", {
+            let z = zstd_raw(&[1; 12]);
+            fseq(3, u32::MAX, 1, 1, &[(0, z.len() as u32)], 40, &z)
+        }),
         ("pack_empty.rowpack", Vec::new()),
         ("pack_truncated.rowpack", base[..base.len() - 10].to_vec()),
         // The header puts the index a terabyte into a 12 KiB file.
@@ -891,7 +882,6 @@ fn sparse_pack_of_16_million_arrays_with_a_valid_meta_crc() {
         ),
     );
 }
-
 
 // ---------------------------------------------------------------------------
 // .fseq
