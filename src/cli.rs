@@ -19,13 +19,13 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Pack .npy/.npz/.png files and folders into one .rowpack.
+    /// Pack .npy/.npz/.png/.fseq files and folders into one .rowpack.
     Pack(PackArgs),
     /// List the arrays in a pack.
     Inspect(InspectArgs),
     /// Check every CRC in a pack.
     Verify(VerifyArgs),
-    /// Write one array back as a standard .npy.
+    /// Write one array back as a standard .npy, or as a .fseq.
     Export(ExportArgs),
     /// Draw one array as a PNG (rows down, LEDs across).
     Render(RenderArgs),
@@ -53,7 +53,7 @@ pub enum FloatMaxArg {
 /// `rowplay pack`.
 #[derive(Args, Debug)]
 pub struct PackArgs {
-    /// Files (.npy, .npz, .png) or folders (walked recursively).
+    /// Files (.npy, .npz, .png, .fseq) or folders (walked recursively).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// The pack to write.
@@ -71,6 +71,42 @@ pub struct PackArgs {
     /// Pack the good inputs and list the bad ones instead of failing.
     #[arg(long)]
     pub skip_bad: bool,
+    /// .fseq: take channels START..START+COUNT-1 (START counts from 1, as
+    /// xLights shows it; with sparse ranges, the show's channel number).
+    #[arg(long, value_name = "START:COUNT", value_parser = parse_channels)]
+    pub channels: Option<(u32, u32)>,
+    /// .fseq: 4 channels per LED (RGBW) instead of 3.
+    #[arg(long)]
+    pub rgbw: bool,
+    /// Frame rate recorded for .npy, .npz and .png arrays (a .fseq carries
+    /// its own step time). Default: none, so the player's rate applies.
+    #[arg(long, value_name = "N", value_parser = parse_fps)]
+    pub fps: Option<f64>,
+}
+
+/// `--channels START:COUNT`, both at least 1.
+fn parse_channels(s: &str) -> Result<(u32, u32), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not START:COUNT"))?;
+    let start: u32 = a
+        .parse()
+        .map_err(|_| format!("start {a:?} is not a number"))?;
+    let count: u32 = b
+        .parse()
+        .map_err(|_| format!("count {b:?} is not a number"))?;
+    if start == 0 || count == 0 {
+        return Err("START and COUNT count from 1".into());
+    }
+    Ok((start, count))
+}
+
+/// `--fps N` for `pack`: 1..=1000, fractions allowed.
+fn parse_fps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (1.0..=1000.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a frame rate in 1..=1000")),
+    }
 }
 
 /// `rowplay inspect`.
@@ -97,8 +133,10 @@ pub struct ExportArgs {
     pub lib: PathBuf,
     /// Array name.
     pub name: String,
-    /// The .npy to write.
-    #[arg(short = 'o', long = "output", value_name = "OUT.npy")]
+    /// The file to write: a .npy, or with a .fseq extension an
+    /// uncompressed v2 .fseq whose step time is the array's rate rounded
+    /// to whole milliseconds (20 ms, 50 fps, for an array without one).
+    #[arg(short = 'o', long = "output", value_name = "OUT.npy|OUT.fseq")]
     pub output: PathBuf,
 }
 

@@ -34,6 +34,7 @@ fn make(name: &str, mut f: impl FnMut(u32, u32) -> [u8; 3]) -> NamedArray {
             channels: 3,
             data,
         },
+        period_ns: None,
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The pieces, in the order data flows through them:
 //!
-//! - [`import`] reads `.npy`, `.npz` and `.png` files into u8 arrays.
+//! - [`import`] reads `.npy`, `.npz`, `.png` and `.fseq` files into u8 arrays.
 //! - [`pack`] writes and validates the `.rowpack` file: one file holding
 //!   every array, with the first rows of each (the *heads*) stored together.
 //! - [`library`] opens a pack: index and heads in locked memory, one file

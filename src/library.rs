@@ -245,7 +245,8 @@ impl Library {
     }
     /// Bytes this library keeps in memory: heads, index and names.
     pub fn resident_bytes(&self) -> u64 {
-        (self.heads.len() + self.meta.len() + self.entries.len() * 40) as u64
+        (self.heads.len() + self.meta.len() + self.entries.len() * std::mem::size_of::<Entry>())
+            as u64
     }
 
     /// The index entry of array `i`. Panics if `i >= len()`.
@@ -256,7 +257,7 @@ impl Library {
     /// The name of array `i`. Panics if `i >= len()`.
     pub fn name(&self, i: u32) -> &str {
         let e = &self.entries[i as usize];
-        let names = &self.meta[self.entries.len() * format::ENTRY_LEN..];
+        let names = &self.meta[self.entries.len() * self.header.entry_len()..];
         let start = e.name_offset as usize;
         let s = &names[start..start + e.name_len as usize];
         // Validated as UTF-8 at open; a failure here would be a bug, and an
@@ -274,6 +275,24 @@ impl Library {
             leds: e.leds,
             channels: e.channels,
         })
+    }
+
+    /// Array `i`'s own frame period in nanoseconds (a `.fseq` step time or
+    /// `pack --fps`), or `None` when it has none (and for no such array).
+    /// The period is what the pack stores; [`Library::fps`] is its inverse.
+    pub fn period_ns(&self, i: u32) -> Option<u64> {
+        self.entries.get(i as usize)?.period()
+    }
+
+    /// Array `i`'s own frame rate in frames per second (`1e9 / period`),
+    /// or `None` when it has none.
+    pub fn fps(&self, i: u32) -> Option<f64> {
+        self.period_ns(i).map(|p| 1e9 / p as f64)
+    }
+
+    /// The pack's format version (1 without rates, 2 with).
+    pub fn version(&self) -> u32 {
+        self.header.version
     }
 
     /// Find an array by name: a binary search, since names are sorted.
@@ -364,12 +383,6 @@ impl Library {
             channels: e.channels as u8,
             data,
         })
-    }
-
-    /// The frame period array `i` records, if any (packs of format
-    /// version 1 record none).
-    pub fn period_ns(&self, _i: u32) -> Option<u64> {
-        None
     }
 
     /// The widest array, in LEDs.

@@ -15,7 +15,7 @@ fn check(h: &Header, header_bytes: &[u8], meta: &[u8], data: &[u8]) {
     };
     // What parse_index promises the rest of the program.
     assert_eq!(entries.len() as u64, h.count);
-    let names = &meta[entries.len() * format::ENTRY_LEN..];
+    let names = &meta[entries.len() * h.entry_len()..];
     let mut heads = 0u64;
     let mut prev: Option<&str> = None;
     for e in &entries {

@@ -35,6 +35,7 @@ fn array(name: &str, rows: u32, leds: u32, channels: u8, seed: u8) -> NamedArray
             channels,
             data: (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect(),
         },
+        period_ns: None,
     }
 }
 
@@ -106,7 +107,12 @@ fn fix_crcs(b: &mut [u8], heads: bool, meta: bool) {
     else {
         return;
     };
-    let Some(meta_len) = count.checked_mul(32).and_then(|x| x.checked_add(names_len)) else {
+    // Version 2 entries are 40 bytes (see format.rs).
+    let entry_len = if b.get(8) == Some(&2) { 40 } else { 32 };
+    let Some(meta_len) = count
+        .checked_mul(entry_len)
+        .and_then(|x| x.checked_add(names_len))
+    else {
         return;
     };
     if heads {

@@ -17,6 +17,9 @@ pub fn run(a: PackArgs) -> Result<(), AppError> {
                 FloatMaxArg::One => FloatMax::One,
                 FloatMaxArg::Full => FloatMax::Full,
             },
+            period_ns: a.fps.map(|f| (1e9 / f).round() as u64),
+            fseq_channels: a.channels,
+            rgbw: a.rgbw,
         },
         skip_bad: a.skip_bad,
     };
@@ -24,6 +27,9 @@ pub fn run(a: PackArgs) -> Result<(), AppError> {
     let report = pack::pack(&a.inputs, &a.output, &opts, &mut |d, t| {
         progress.update(d, t)
     })?;
+    for w in &report.warnings {
+        super::warn(w);
+    }
     for s in &report.skipped {
         eprintln!("skipped: {s}");
     }

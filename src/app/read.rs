@@ -32,6 +32,7 @@ pub fn inspect(a: InspectArgs) -> Result<(), AppError> {
                 serde_json::json!({
                     "index": x.index, "name": x.name, "rows": x.rows,
                     "leds": x.leds, "channels": x.channels,
+                    "fps": lib.fps(x.index),
                 })
             })
             .collect();
@@ -58,21 +59,32 @@ pub fn inspect(a: InspectArgs) -> Result<(), AppError> {
         )?;
         writeln!(
             o,
-            "{:>7}  {:>7}  {:>6}  {:>2}  name",
-            "index", "rows", "leds", "ch"
+            "{:>7}  {:>7}  {:>6}  {:>2}  {:>7}  name",
+            "index", "rows", "leds", "ch", "fps"
         )?;
         for i in 0..lib.len() {
             if let Some(x) = lib.info(i) {
                 writeln!(
                     o,
-                    "{:>7}  {:>7}  {:>6}  {:>2}  {}",
-                    x.index, x.rows, x.leds, x.channels, x.name
+                    "{:>7}  {:>7}  {:>6}  {:>2}  {:>7}  {}",
+                    x.index,
+                    x.rows,
+                    x.leds,
+                    x.channels,
+                    lib.fps(x.index).map_or("-".into(), fmt_fps),
+                    x.name
                 )?;
             }
         }
     }
     o.flush()?;
     Ok(())
+}
+
+/// A frame rate for people: `40`, `29.97`.
+fn fmt_fps(f: f64) -> String {
+    let s = format!("{f:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// `rowplay verify`: every CRC; names each bad array.
@@ -102,16 +114,30 @@ pub fn verify(a: VerifyArgs) -> Result<(), AppError> {
     Ok(())
 }
 
-fn read_array(a: &Path, name: &str) -> Result<import::Array, AppError> {
+/// Array `name` of the pack at `a`, and its frame period.
+fn read_array(a: &Path, name: &str) -> Result<(import::Array, Option<u64>), AppError> {
     let lib = open(a)?;
     let i = find(&lib, a, name)?;
-    lib.read_array(i)
-        .map_err(|e| AppError::Io(io::Error::new(e.kind(), format!("{}: {e}", a.display()))))
+    let array = lib
+        .read_array(i)
+        .map_err(|e| AppError::Io(io::Error::new(e.kind(), format!("{}: {e}", a.display()))))?;
+    Ok((array, lib.period_ns(i)))
 }
 
-/// `rowplay export`: one array as a standard `.npy`.
+/// `rowplay export`: one array as a standard `.npy`, or as an uncompressed
+/// v2 `.fseq` when the output's name ends in `.fseq`.
 pub fn export(a: ExportArgs) -> Result<(), AppError> {
-    let array = read_array(&a.lib, &a.name)?;
+    let (array, period) = read_array(&a.lib, &a.name)?;
+    let is_fseq = a
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("fseq"));
+    if is_fseq {
+        let step = import::fseq::step_ms(period);
+        return Ok(write_atomically(&a.output, |w| {
+            import::fseq::write_v2(&array, step, w)
+        })?);
+    }
     Ok(write_atomically(&a.output, |w| {
         import::npy::write_u8(&array, w)
     })?)
@@ -119,7 +145,7 @@ pub fn export(a: ExportArgs) -> Result<(), AppError> {
 
 /// `rowplay render`: one array as a PNG, rows down.
 pub fn render(a: RenderArgs) -> Result<(), AppError> {
-    let array = read_array(&a.lib, &a.name)?;
+    let (array, _) = read_array(&a.lib, &a.name)?;
     Ok(write_atomically(&a.output, |w| {
         import::png::write_rgb(&array, w)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))

@@ -429,6 +429,7 @@ mod tests {
                 channels: 3,
                 data: vec![1; 6],
             },
+            period_ns: None,
         });
         let p = dir.join("t.rowpack");
         crate::pack::pack_arrays(arrays.to_vec(), &p, &Default::default()).unwrap();

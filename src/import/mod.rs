@@ -1,4 +1,4 @@
-//! Importers: `.npy`, `.npz` and `.png` files into u8 arrays.
+//! Importers: `.npy`, `.npz`, `.png` and `.fseq` files into u8 arrays.
 //!
 //! Every importer produces an [`Array`]: C-order `[rows][leds][channels]`
 //! bytes, channels 3 (RGB) or 4 (RGBW). The conversion rules to u8 are
@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+pub mod fseq;
 pub mod npy;
 pub mod npz;
 pub mod png;
@@ -34,6 +35,9 @@ pub struct NamedArray {
     pub name: String,
     /// The pixels.
     pub array: Array,
+    /// Frame period in nanoseconds, if the array has a rate of its own
+    /// (a `.fseq` step time, or `--fps` at pack time).
+    pub period_ns: Option<u64>,
 }
 
 /// How floats are mapped to u8.
@@ -51,6 +55,14 @@ pub enum FloatMax {
 pub struct ImportOptions {
     /// How floats map to u8.
     pub float_max: FloatMax,
+    /// Frame period recorded for `.npy`, `.npz` and `.png` arrays (`.fseq`
+    /// files carry their own step time).
+    pub period_ns: Option<u64>,
+    /// `.fseq`: the channels to take, as (1-based start, count) in the
+    /// show's channel numbers; `None` takes every channel the file stores.
+    pub fseq_channels: Option<(u32, u32)>,
+    /// `.fseq`: 4 channels per LED (RGBW) instead of 3.
+    pub rgbw: bool,
 }
 
 /// What kind of input file a [`Source`] is.
@@ -62,6 +74,8 @@ pub enum SourceKind {
     Npz,
     /// A `.png` image.
     Png,
+    /// An xLights / FPP `.fseq` sequence.
+    Fseq,
 }
 
 /// One input file and the name its array(s) get.
@@ -100,6 +114,8 @@ pub enum ImportErrorKind {
     Npz(npz::NpzError),
     /// A `.png` is malformed or unsupported.
     Png(png::PngError),
+    /// A `.fseq` is malformed, unsupported or too large.
+    Fseq(fseq::FseqError),
     /// An input path is neither a supported file nor a folder.
     Unsupported,
     /// A folder walk found a symlink loop.
@@ -123,8 +139,9 @@ impl fmt::Display for ImportError {
             ImportErrorKind::Npy(e) => write!(f, "{e}"),
             ImportErrorKind::Npz(e) => write!(f, "bad .npz: {e}"),
             ImportErrorKind::Png(e) => write!(f, "bad .png: {e}"),
+            ImportErrorKind::Fseq(e) => write!(f, "bad .fseq: {e}"),
             ImportErrorKind::Unsupported => {
-                write!(f, "not a .npy, .npz or .png file, nor a folder")
+                write!(f, "not a .npy, .npz, .png or .fseq file, nor a folder")
             }
             ImportErrorKind::SymlinkLoop => write!(
                 f,
@@ -137,11 +154,14 @@ impl fmt::Display for ImportError {
             ),
             ImportErrorKind::EmptyFile => write!(f, "file is empty (0 bytes); re-export it"),
             ImportErrorKind::IsDirectory => {
-                write!(f, "is a directory, expected a .npy, .npz or .png file")
+                write!(
+                    f,
+                    "is a directory, expected a .npy, .npz, .png or .fseq file"
+                )
             }
             ImportErrorKind::NotAFile => write!(
                 f,
-                "not a regular file (FIFO, socket or device); give a .npy, .npz or .png file"
+                "not a regular file (FIFO, socket or device); give a .npy, .npz, .png or .fseq file"
             ),
         }
     }
@@ -154,6 +174,7 @@ impl std::error::Error for ImportError {
             ImportErrorKind::Npy(e) => Some(e),
             ImportErrorKind::Npz(e) => Some(e),
             ImportErrorKind::Png(e) => Some(e),
+            ImportErrorKind::Fseq(e) => Some(e),
             _ => None,
         }
     }
@@ -175,6 +196,8 @@ fn kind_of(path: &Path) -> Option<SourceKind> {
         Some(SourceKind::Npz)
     } else if ext.eq_ignore_ascii_case("png") {
         Some(SourceKind::Png)
+    } else if ext.eq_ignore_ascii_case("fseq") {
+        Some(SourceKind::Fseq)
     } else {
         None
     }
@@ -183,7 +206,7 @@ fn kind_of(path: &Path) -> Option<SourceKind> {
 /// Expand the inputs into the list of files to import, in a deterministic
 /// order.
 ///
-/// - A file given directly must be `.npy`, `.npz` or `.png` (extension
+/// - A file given directly must be `.npy`, `.npz`, `.png` or `.fseq` (extension
 ///   matched case-insensitively), else [`ImportErrorKind::Unsupported`]; it
 ///   is named by its file stem.
 /// - A folder is walked recursively, following symlinks (a symlink loop is
@@ -277,9 +300,15 @@ fn walk(
     Ok(())
 }
 
-/// Read every array of one source (one for `.npy`/`.png`, one per member
-/// for `.npz`, named `name/member`).
-pub fn load(source: &Source, opts: &ImportOptions) -> Result<Vec<NamedArray>, ImportError> {
+/// Read every array of one source (one for `.npy`/`.png`/`.fseq`, one per
+/// member for `.npz`, named `name/member`). Problems that do not stop the
+/// import (a `.fseq` channel count padded to whole LEDs) are pushed to
+/// `warnings`, one line each, naming the file.
+pub fn load(
+    source: &Source,
+    opts: &ImportOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<NamedArray>, ImportError> {
     let path = &source.path;
     let meta = fs::metadata(path).map_err(|e| error(path, ImportErrorKind::Io(e)))?;
     if meta.is_dir() {
@@ -288,6 +317,12 @@ pub fn load(source: &Source, opts: &ImportOptions) -> Result<Vec<NamedArray>, Im
     if !meta.is_file() {
         return Err(error(path, ImportErrorKind::NotAFile));
     }
+    if meta.len() == 0 {
+        return Err(error(path, ImportErrorKind::EmptyFile));
+    }
+    if source.kind == SourceKind::Fseq {
+        return load_fseq(source, meta.len(), opts, warnings);
+    }
     let bytes = fs::read(path).map_err(|e| error(path, ImportErrorKind::Io(e)))?;
     if bytes.is_empty() {
         return Err(error(path, ImportErrorKind::EmptyFile));
@@ -295,18 +330,57 @@ pub fn load(source: &Source, opts: &ImportOptions) -> Result<Vec<NamedArray>, Im
     let named = |array| NamedArray {
         name: source.name.clone(),
         array,
+        period_ns: opts.period_ns,
+    };
+    let with_rate = |mut v: Vec<NamedArray>| {
+        for a in &mut v {
+            a.period_ns = opts.period_ns;
+        }
+        v
     };
     match source.kind {
+        SourceKind::Fseq => load_fseq(source, meta.len(), opts, warnings),
         SourceKind::Npy => npy::parse(&bytes, opts)
             .map(|a| vec![named(a)])
             .map_err(|e| error(path, ImportErrorKind::Npy(e))),
         SourceKind::Png => png::parse(&bytes)
             .map(|a| vec![named(a)])
             .map_err(|e| error(path, ImportErrorKind::Png(e))),
-        SourceKind::Npz => {
-            npz::parse(&bytes, &source.name, opts).map_err(|e| error(path, ImportErrorKind::Npz(e)))
-        }
+        SourceKind::Npz => npz::parse(&bytes, &source.name, opts)
+            .map(with_rate)
+            .map_err(|e| error(path, ImportErrorKind::Npz(e))),
     }
+}
+
+/// Read one `.fseq` through the file (never whole: a show can be gigabytes
+/// of compressed frames, and only the selected channels are kept).
+fn load_fseq(
+    source: &Source,
+    len: u64,
+    opts: &ImportOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<NamedArray>, ImportError> {
+    let path = &source.path;
+    let file = fs::File::open(path).map_err(|e| error(path, ImportErrorKind::Io(e)))?;
+    let fopts = fseq::Options {
+        channels: opts.fseq_channels,
+        rgbw: opts.rgbw,
+        max_bytes: None,
+    };
+    let seq = fseq::read(&file, len, &fopts).map_err(|e| error(path, ImportErrorKind::Fseq(e)))?;
+    if let Some(stored) = seq.padded_from {
+        warnings.push(format!(
+            "{}: {stored} channels is not a whole number of {}-channel LEDs; padded with {} zero channels",
+            path.display(),
+            seq.array.channels,
+            seq.array.leds * seq.array.channels as u32 - stored
+        ));
+    }
+    Ok(vec![NamedArray {
+        name: source.name.clone(),
+        array: seq.array,
+        period_ns: seq.period_ns,
+    }])
 }
 
 #[cfg(test)]
@@ -353,11 +427,13 @@ mod tests {
                 } else {
                     FloatMax::One
                 },
+                ..Default::default()
             };
             let sources = discover(&[PathBuf::from(format!("{FIXTURES}{rel}"))]).unwrap();
             let stem = Path::new(rel).file_stem().unwrap().to_str().unwrap();
             assert_eq!(names(&sources), [stem], "{rel}");
-            let arrays = load(&sources[0], &opts).unwrap_or_else(|e| panic!("{e}"));
+            let arrays =
+                load(&sources[0], &opts, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
             let want = if member == "-" {
                 stem.to_owned()
             } else {
@@ -474,13 +550,13 @@ mod tests {
             name: "x".into(),
             kind: SourceKind::Npy,
         };
-        let err = load(&source(dir), &ImportOptions::default()).unwrap_err();
+        let err = load(&source(dir), &ImportOptions::default(), &mut Vec::new()).unwrap_err();
         assert!(matches!(err.kind, ImportErrorKind::IsDirectory));
         let empty = s.file("e.npy", b"");
-        let err = load(&source(empty), &ImportOptions::default()).unwrap_err();
+        let err = load(&source(empty), &ImportOptions::default(), &mut Vec::new()).unwrap_err();
         assert!(matches!(err.kind, ImportErrorKind::EmptyFile));
         let junk = s.file("j.npy", b"junk");
-        let err = load(&source(junk), &ImportOptions::default()).unwrap_err();
+        let err = load(&source(junk), &ImportOptions::default(), &mut Vec::new()).unwrap_err();
         assert!(matches!(
             err.kind,
             ImportErrorKind::Npy(npy::NpyError::BadMagic)

@@ -1231,7 +1231,7 @@ mod tests {
                 bytes.truncate(cut.index(bytes.len()));
             }
             for float_max in [FloatMax::One, FloatMax::Full] {
-                let _ = parse(&bytes, &ImportOptions { float_max });
+                let _ = parse(&bytes, &ImportOptions { float_max, ..Default::default() });
             }
         }
     }

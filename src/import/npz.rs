@@ -151,6 +151,7 @@ pub fn parse(
         out.push(NamedArray {
             name: format!("{prefix}/{stem}"),
             array,
+            period_ns: None,
         });
     }
     Ok(out)

@@ -9,19 +9,20 @@
 //! 4096              ...         bodies: each array's u8 pixels, C order
 //!                               [rows][leds][channels], each starting on a
 //!                               4096-byte boundary, zero padding between
-//! index_offset      32 * N      index: one entry per array (below), in
-//!                               ascending byte order of the names
-//! + 32 * N          names_len   names: UTF-8, back to back, no separators
+//! index_offset      E * N       index: one entry per array (below), in
+//!                               ascending byte order of the names;
+//!                               E = 32 in version 1, 40 in version 2
+//! + E * N           names_len   names: UTF-8, back to back, no separators
 //! + names_len       heads_len   heads: for each array in index order, its
 //!                               first min(rows, K) rows, back to back
-//! end of file = index_offset + 32 * N + names_len + heads_len (exactly)
+//! end of file = index_offset + E * N + names_len + heads_len (exactly)
 //! ```
 //!
 //! Header (128 bytes):
 //!
 //! ```text
 //! 0    8   magic  "ROWPACK\0"
-//! 8    4   version (1)
+//! 8    4   version: 1, or 2 when any array has a frame period
 //! 12   4   endian mark 0x01020304 (bytes 04 03 02 01)
 //! 16   4   head_rows K: rows per array kept in the heads (1..=1024)
 //! 20   4   flags: bit 0 = arrays stored transposed (--by-column); others 0
@@ -44,7 +45,16 @@
 //! 20   4   body_crc: CRC-32 of the body (rows * leds * channels bytes)
 //! 24   4   name_offset: into the names section
 //! 28   4   name_len: 1..=1024 bytes, no control characters
+//! 32   8   period_ns (version 2 only): the array's frame period in
+//!          nanoseconds, 1,000,000..=1,000,000,000 (1000 to 1 fps), or 0
+//!          when the array has no rate of its own
 //! ```
+//!
+//! Versions: a pack in which no array has a frame period is written as
+//! version 1, byte for byte what earlier releases wrote, so tools that read
+//! version 1 keep working; only a pack with rates is version 2, which
+//! differs from version 1 in the index entry length alone. Readers open
+//! both and refuse a newer version with advice to upgrade rowplay.
 //!
 //! Invariants a reader checks once, at open ([`parse_header`],
 //! [`parse_index`]): every length and offset with checked arithmetic in u64;
@@ -64,16 +74,33 @@ use std::fmt;
 
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"ROWPACK\0";
-/// The only version this build reads and writes.
-pub const VERSION: u32 = 1;
+/// The newest version this build reads and writes (see the module docs).
+pub const VERSION: u32 = 2;
+/// The version written when no array has a frame period.
+pub const VERSION_NO_RATES: u32 = 1;
 /// Written as a little-endian u32; a big-endian writer would produce 01 02 03 04.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 128;
 /// Bodies are aligned to this (the page size of every Pi kernel).
 pub const PAGE: u64 = 4096;
-/// Index entry size in bytes.
+/// Index entry size in bytes, version 1.
 pub const ENTRY_LEN: usize = 32;
+/// Index entry size in bytes, version 2 (with `period_ns`).
+pub const ENTRY_LEN_V2: usize = 40;
+/// Shortest frame period an entry may carry: 1 ms (1000 fps).
+pub const MIN_PERIOD_NS: u64 = 1_000_000;
+/// Longest frame period an entry may carry: 1 s (1 fps).
+pub const MAX_PERIOD_NS: u64 = 1_000_000_000;
+
+/// Index entry size for a format version (1 or 2).
+pub fn entry_len(version: u32) -> usize {
+    if version >= 2 {
+        ENTRY_LEN_V2
+    } else {
+        ENTRY_LEN
+    }
+}
 /// Longest array name in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
 /// Largest `head_rows` a pack may declare.
@@ -90,6 +117,8 @@ pub const DEFAULT_HEAD_ROWS: u32 = 8;
 /// A validated header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Format version, 1 or 2.
+    pub version: u32,
     /// Rows per array kept in the heads.
     pub head_rows: u32,
     /// Flag bits.
@@ -112,7 +141,11 @@ impl Header {
     /// Size of index + names: the "meta" read at open.
     pub fn meta_len(&self) -> u64 {
         // Cannot overflow: parse_header checked count and names_len.
-        self.count * ENTRY_LEN as u64 + self.names_len
+        self.count * self.entry_len() as u64 + self.names_len
+    }
+    /// Index entry size of this version.
+    pub fn entry_len(&self) -> usize {
+        entry_len(self.version)
     }
     /// Offset of the heads section.
     pub fn heads_offset(&self) -> u64 {
@@ -131,7 +164,7 @@ impl Header {
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
         b[12..16].copy_from_slice(&ENDIAN_MARK.to_le_bytes());
         b[16..20].copy_from_slice(&self.head_rows.to_le_bytes());
         b[20..24].copy_from_slice(&self.flags.to_le_bytes());
@@ -162,6 +195,8 @@ pub struct Entry {
     pub name_offset: u32,
     /// Name length.
     pub name_len: u32,
+    /// Frame period in nanoseconds, 0 = none (always 0 in version 1).
+    pub period_ns: u64,
 }
 
 impl Entry {
@@ -177,7 +212,18 @@ impl Entry {
     pub fn head_rows(&self, k: u32) -> u32 {
         self.rows.min(k)
     }
-    /// The 32 index bytes.
+    /// The frame period, if the array has one.
+    pub fn period(&self) -> Option<u64> {
+        (self.period_ns != 0).then_some(self.period_ns)
+    }
+    /// Append the entry as `version` stores it (32 or 40 bytes).
+    pub fn write_to(&self, version: u32, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bytes());
+        if version >= 2 {
+            out.extend_from_slice(&self.period_ns.to_le_bytes());
+        }
+    }
+    /// The 32 index bytes of version 1 (the version 2 entry begins with them).
     pub fn to_bytes(&self) -> [u8; ENTRY_LEN] {
         let mut b = [0u8; ENTRY_LEN];
         b[0..8].copy_from_slice(&self.body_offset.to_le_bytes());
@@ -265,9 +311,13 @@ impl fmt::Display for FormatError {
         match self {
             TooShort { len } => write!(f, "file of {len} bytes is too short to be a pack"),
             BadMagic => write!(f, "not a rowpack file (bad magic)"),
+            UnsupportedVersion(v) if *v > VERSION => write!(
+                f,
+                "pack format version {v} is newer than this rowplay reads (1..={VERSION}); upgrade rowplay"
+            ),
             UnsupportedVersion(v) => write!(
                 f,
-                "pack format version {v} is not supported by this build (reads version {VERSION}); repack it"
+                "pack format version {v} is not a valid version (1..={VERSION})"
             ),
             BadEndianMark(m) => write!(f, "bad endian mark {m:#010x}"),
             BadHeadRows(k) => write!(f, "head_rows {k} outside 1..={MAX_HEAD_ROWS}"),
@@ -323,7 +373,7 @@ pub fn parse_header(b: &[u8], file_len: u64) -> Result<Header, FormatError> {
         return Err(FormatError::BadMagic);
     }
     let version = u32_at(b, 8);
-    if version != VERSION {
+    if version == 0 || version > VERSION {
         return Err(FormatError::UnsupportedVersion(version));
     }
     let mark = u32_at(b, 12);
@@ -331,6 +381,7 @@ pub fn parse_header(b: &[u8], file_len: u64) -> Result<Header, FormatError> {
         return Err(FormatError::BadEndianMark(mark));
     }
     let h = Header {
+        version,
         head_rows: u32_at(b, 16),
         flags: u32_at(b, 20),
         count: u64_at(b, 24),
@@ -406,7 +457,8 @@ pub fn parse_index(
         return Err(FormatError::MetaCrcMismatch);
     }
     let count = header.count as usize; // meta.len() fits usize, so count does
-    let (index, names) = meta.split_at(count * ENTRY_LEN);
+    let elen = header.entry_len();
+    let (index, names) = meta.split_at(count * elen);
     let mut entries: Vec<Entry> = Vec::new();
     entries
         .try_reserve_exact(count)
@@ -414,7 +466,7 @@ pub fn parse_index(
     let mut heads_len: u64 = 0;
     let mut prev_name: &[u8] = &[];
     for i in 0..count {
-        let b = &index[i * ENTRY_LEN..(i + 1) * ENTRY_LEN];
+        let b = &index[i * elen..(i + 1) * elen];
         let e = Entry {
             body_offset: u64_at(b, 0),
             rows: u32_at(b, 8),
@@ -423,6 +475,11 @@ pub fn parse_index(
             body_crc: u32_at(b, 20),
             name_offset: u32_at(b, 24),
             name_len: u32_at(b, 28),
+            period_ns: if elen == ENTRY_LEN_V2 {
+                u64_at(b, 32)
+            } else {
+                0
+            },
         };
         let bad = |what| FormatError::BadEntry {
             index: i as u64,
@@ -444,6 +501,9 @@ pub fn parse_index(
         match e.body_offset.checked_add(e.body_len()) {
             Some(end) if end <= header.index_offset => {}
             _ => return Err(bad("body extends past the index")),
+        }
+        if e.period_ns != 0 && !(MIN_PERIOD_NS..=MAX_PERIOD_NS).contains(&e.period_ns) {
+            return Err(bad("frame period outside 1 ms..=1 s"));
         }
         if e.name_len == 0 || e.name_len as usize > MAX_NAME_LEN {
             return Err(bad("name length outside 1..=1024"));
@@ -510,6 +570,7 @@ mod tests {
 
     fn header() -> Header {
         Header {
+            version: 1,
             head_rows: 8,
             flags: 0,
             count: 1,
@@ -539,10 +600,20 @@ mod tests {
         b[0] = b'X';
         assert_eq!(parse_header(&b, len), Err(FormatError::BadMagic));
         let mut b = h.to_bytes();
-        b[8] = 2;
+        b[8] = 3;
         assert_eq!(
             parse_header(&b, len),
-            Err(FormatError::UnsupportedVersion(2))
+            Err(FormatError::UnsupportedVersion(3))
+        );
+        assert_eq!(
+            FormatError::UnsupportedVersion(3).to_string(),
+            "pack format version 3 is newer than this rowplay reads (1..=2); upgrade rowplay"
+        );
+        let mut b = h.to_bytes();
+        b[8] = 0;
+        assert_eq!(
+            parse_header(&b, len),
+            Err(FormatError::UnsupportedVersion(0))
         );
         let mut b = h.to_bytes();
         b[12..16].copy_from_slice(&ENDIAN_MARK.to_be_bytes());
@@ -611,6 +682,7 @@ mod tests {
             body_crc: 0,
             name_offset,
             name_len,
+            period_ns: 0,
         }
     }
 
@@ -695,6 +767,60 @@ mod tests {
         assert_eq!(
             parse_index(&h, &h.to_bytes(), &meta),
             Err(FormatError::MetaCrcMismatch)
+        );
+    }
+
+    #[test]
+    fn version_2_entries_carry_a_period() {
+        let e = [
+            Entry {
+                period_ns: 25_000_000,
+                ..entry(PAGE, 0, 1)
+            },
+            entry(PAGE + 4096, 1, 1),
+        ];
+        let mut meta = Vec::new();
+        for x in &e {
+            x.write_to(2, &mut meta);
+        }
+        assert_eq!(meta.len(), 2 * ENTRY_LEN_V2);
+        meta.extend_from_slice(b"ab");
+        let mut h = Header {
+            version: 2,
+            count: 2,
+            names_len: 2,
+            heads_len: 12,
+            ..header()
+        };
+        assert_eq!(h.meta_len(), 82);
+        h.meta_crc = meta_crc(&h.to_bytes(), &meta);
+        let got = parse_index(&h, &h.to_bytes(), &meta).unwrap();
+        assert_eq!(got, e.to_vec());
+        assert_eq!(got[0].period(), Some(25_000_000));
+        assert_eq!(got[1].period(), None);
+        // The same bytes read as version 1 are misframed and fail.
+        let h1 = Header { version: 1, ..h };
+        assert!(parse_index(&h1, &h1.to_bytes(), &meta).is_err());
+        // A period outside 1 ms..=1 s is refused.
+        let mut meta = Vec::new();
+        Entry {
+            period_ns: 999_999,
+            ..entry(PAGE, 0, 1)
+        }
+        .write_to(2, &mut meta);
+        meta.push(b'a');
+        let mut h = Header {
+            version: 2,
+            heads_len: 6,
+            ..header()
+        };
+        h.meta_crc = meta_crc(&h.to_bytes(), &meta);
+        assert_eq!(
+            parse_index(&h, &h.to_bytes(), &meta),
+            Err(FormatError::BadEntry {
+                index: 0,
+                what: "frame period outside 1 ms..=1 s"
+            })
         );
     }
 }

@@ -8,7 +8,7 @@
 //! An interrupted pack therefore leaves nothing behind, and an existing pack
 //! at the output path is untouched until the new one is whole.
 
-use super::format::{self, Entry, Header, ENTRY_LEN, MAX_NAME_LEN, PAGE};
+use super::format::{self, Entry, Header, MAX_NAME_LEN, PAGE};
 use crate::atomic::{anonymous_file, AtomicFile};
 use crate::import::{self, Array, ImportOptions, NamedArray, Source};
 use std::fmt;
@@ -51,6 +51,9 @@ pub struct PackReport {
     pub bytes: u64,
     /// Size of its heads section.
     pub heads_bytes: u64,
+    /// Warnings about inputs that were packed anyway (one line each, naming
+    /// the file), such as a `.fseq` channel count padded to whole LEDs.
+    pub warnings: Vec<String>,
 }
 
 /// Why a pack failed. Nothing was written at the output path.
@@ -136,6 +139,8 @@ struct Input {
     /// How to name the input in messages (its path).
     label: String,
     arrays: Result<Vec<NamedArray>, String>,
+    /// Warnings the importer gave for this input.
+    warnings: Vec<String>,
 }
 
 /// Pack already-discovered sources. See [`pack`].
@@ -147,9 +152,14 @@ pub fn pack_sources(
 ) -> Result<PackReport, PackError> {
     // Lazy: each file is read only when the writer gets to it, so one
     // input's arrays are in memory at a time.
-    let mut inputs = sources.iter().map(|s| Input {
-        label: s.path.display().to_string(),
-        arrays: import::load(s, &opts.import).map_err(|e| e.to_string()),
+    let mut inputs = sources.iter().map(|s| {
+        let mut warnings = Vec::new();
+        let arrays = import::load(s, &opts.import, &mut warnings).map_err(|e| e.to_string());
+        Input {
+            label: s.path.display().to_string(),
+            arrays,
+            warnings,
+        }
     });
     write_pack(&mut inputs, sources.len(), out, opts, progress)
 }
@@ -180,8 +190,10 @@ fn write_pack(
     let mut bad: Vec<String> = Vec::new();
     let mut next_body = PAGE;
     let mut spill_len = 0u64;
+    let mut warnings: Vec<String> = Vec::new();
     for (si, input) in inputs.enumerate() {
         progress(si + 1, total);
+        warnings.extend(input.warnings);
         let arrays = match input.arrays {
             Ok(a) => a,
             Err(e) => {
@@ -211,6 +223,7 @@ fn write_pack(
                 body_crc: crc32fast::hash(&array.data),
                 name_offset: 0,
                 name_len: named.name.len() as u32,
+                period_ns: named.period_ns.unwrap_or(0),
             };
             tmp.file
                 .write_all_at(&array.data, next_body)
@@ -255,7 +268,14 @@ fn write_pack(
     }
 
     let index_offset = next_body; // page-aligned, so also 8-aligned
-    let mut meta = Vec::with_capacity(pending.len() * (ENTRY_LEN + 16));
+                                  // Version 1 unless some array has a rate: packs without rates stay
+                                  // byte-identical to what earlier releases wrote.
+    let version = if pending.iter().any(|p| p.entry.period_ns != 0) {
+        format::VERSION
+    } else {
+        format::VERSION_NO_RATES
+    };
+    let mut meta = Vec::with_capacity(pending.len() * (format::entry_len(version) + 16));
     let mut names_len = 0u64;
     for p in &mut pending {
         // Name offsets are u32 (see format): 4 GiB of names is millions of
@@ -267,12 +287,13 @@ fn write_pack(
             ))
         })?;
         names_len += p.name.len() as u64;
-        meta.extend_from_slice(&p.entry.to_bytes());
+        p.entry.write_to(version, &mut meta);
     }
     for p in &pending {
         meta.extend_from_slice(p.name.as_bytes());
     }
     let mut header = Header {
+        version,
         head_rows: opts.head_rows,
         flags: if opts.by_column {
             format::FLAG_BY_COLUMN
@@ -318,6 +339,7 @@ fn write_pack(
         skipped: bad,
         bytes: header.file_len(),
         heads_bytes: spill_len,
+        warnings,
     })
 }
 
@@ -367,6 +389,7 @@ pub fn pack_arrays(
     let mut inputs = arrays.into_iter().map(|a| Input {
         label: a.name.clone(),
         arrays: Ok(vec![a]),
+        warnings: Vec::new(),
     });
     write_pack(&mut inputs, total, out, opts, &mut |_, _| {})
 }

@@ -179,6 +179,7 @@ fn array(name: &str, rows: u32, leds: u32, channels: u8, seed: u8) -> NamedArray
             channels,
             data: (0..n as u8).map(|i| i.wrapping_mul(37) ^ seed).collect(),
         },
+        period_ns: None,
     }
 }
 
@@ -261,6 +262,57 @@ fn png_palette_14_bytes() -> Vec<u8> {
     ])
 }
 
+/// A v2.2 `.fseq`: 32-byte header, block index, then `tail` from
+/// `data_offset` on. `comp` is header byte 20 (compression and the top of
+/// the block count), `nblocks` byte 21; `index` the entries written.
+fn fseq(
+    channels: u32,
+    frames: u32,
+    comp: u8,
+    nblocks: u8,
+    index: &[(u32, u32)],
+    data_offset: u16,
+    tail: &[u8],
+) -> Vec<u8> {
+    let mut b = b"PSEQ".to_vec();
+    b.extend_from_slice(&data_offset.to_le_bytes());
+    b.extend_from_slice(&[2, 2]); // v2.2
+    b.extend_from_slice(&((32 + 8 * index.len()) as u16).to_le_bytes());
+    b.extend_from_slice(&channels.to_le_bytes());
+    b.extend_from_slice(&frames.to_le_bytes());
+    b.extend_from_slice(&[25, 0, comp, nblocks, 0, 0]);
+    b.extend_from_slice(&[0; 8]);
+    for (first, len) in index {
+        b.extend_from_slice(&first.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+    }
+    b.resize(data_offset as usize, 0);
+    b.extend_from_slice(tail);
+    b
+}
+
+/// A zstd frame made of raw (stored) blocks: real zstd without an encoder.
+fn zstd_raw(data: &[u8]) -> Vec<u8> {
+    let mut z = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]; // no checksum, 128 KiB window
+    let header = ((data.len() as u32) << 3) | 1; // raw block, last
+    z.extend_from_slice(&header.to_le_bytes()[..3]);
+    z.extend_from_slice(data);
+    z
+}
+
+/// A zstd frame of `blocks` RLE blocks of 128 KiB each: 4 bytes per block
+/// decode to 131,072, so a 4 KB frame inflates to 128 MiB.
+fn zstd_bomb(blocks: u32) -> Vec<u8> {
+    let mut z = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38];
+    for i in 0..blocks {
+        let last = (i + 1 == blocks) as u32;
+        let header = (131_072u32 << 3) | (1 << 1) | last; // RLE block
+        z.extend_from_slice(&header.to_le_bytes()[..3]);
+        z.push(0xaa);
+    }
+    z
+}
+
 /// Every committed hostile file, by name.
 fn generate() -> Vec<(&'static str, Vec<u8>)> {
     let base = base_pack();
@@ -317,6 +369,49 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         ("png_palette_14_bytes.png", png_palette_14_bytes()),
+        // One zstd block whose index length runs 1000 bytes past a small file.
+        (
+            "fseq_block_past_end.fseq",
+            fseq(6, 2, 1, 1, &[(0, 1000)], 40, &zstd_raw(&[1; 12])),
+        ),
+        // Three blocks of 4 GiB - 1 each: the offsets overflow 32 bits.
+        (
+            "fseq_block_lengths_overflow.fseq",
+            fseq(
+                3,
+                3,
+                1,
+                3,
+                &[(0, u32::MAX), (1, u32::MAX), (2, u32::MAX)],
+                56,
+                &[0; 8],
+            ),
+        ),
+        // 4095 blocks claimed (v2.1+ 12-bit count) in a 72-byte file.
+        (
+            "fseq_4095_blocks.fseq",
+            fseq(3, 1, 0xf1, 0xff, &[(0, 9)], 40, &[0; 32]),
+        ),
+        // 1000 RLE blocks: 4 KB that inflate to 128 MiB, for 2 frames of 3.
+        ("fseq_zstd_bomb.fseq", {
+            let bomb = zstd_bomb(1000);
+            fseq(3, 2, 1, 1, &[(0, bomb.len() as u32)], 40, &bomb)
+        }),
+        // The header says 10 frames of 6 channels; the block holds 4.
+        ("fseq_frames_disagree.fseq", {
+            let z = zstd_raw(&[7; 24]);
+            fseq(6, 10, 1, 1, &[(0, z.len() as u32)], 40, &z)
+        }),
+        // Uncompressed: 10 frames of 9 channels claimed, 40 bytes present.
+        (
+            "fseq_raw_cut_short.fseq",
+            fseq(9, 10, 0, 0, &[], 32, &[5; 40]),
+        ),
+        // 4,294,967,295 frames of 3 channels: 12.9 GB claimed by 64 bytes.
+        ("fseq_claims_4e9_frames.fseq", {
+            let z = zstd_raw(&[1; 12]);
+            fseq(3, u32::MAX, 1, 1, &[(0, z.len() as u32)], 40, &z)
+        }),
         ("pack_empty.rowpack", Vec::new()),
         ("pack_truncated.rowpack", base[..base.len() - 10].to_vec()),
         // The header puts the index a terabyte into a 12 KiB file.
@@ -644,7 +739,7 @@ fn npy_input_that_is_a_fifo() {
     nix::unistd::mkfifo(&f, nix::sys::stat::Mode::S_IRWXU).unwrap();
     pack_fails(
         &f,
-        "not a regular file (FIFO, socket or device); give a .npy, .npz or .png file",
+        "not a regular file (FIFO, socket or device); give a .npy, .npz, .png or .fseq file",
     );
 }
 
@@ -746,7 +841,7 @@ fn sparse_pack_claiming_16_gib_of_names() {
 
 /// A sparse pack of 2^24 arrays whose index and names (528 MiB of zeros)
 /// match their CRC, so the reader gets as far as parsing the index: the
-/// entry vector (32 bytes per array, 512 MiB) no longer fits the child's
+/// entry vector (40 bytes per array, 640 MiB) no longer fits the child's
 /// 1 GiB address space beside the 544 MiB index it was read from, which
 /// must be an error, not an abort.
 #[test]
@@ -783,7 +878,66 @@ fn sparse_pack_of_16_million_arrays_with_a_valid_meta_crc() {
         &pack,
         &format!(
             "pack needs {} bytes of memory, more than this machine can address",
-            count * 32
+            count * std::mem::size_of::<rowplay::pack::Entry>() as u64
         ),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// .fseq
+
+#[test]
+fn fseq_block_past_the_end_of_the_file() {
+    pack_fails(
+        &hostile("fseq_block_past_end.fseq"),
+        "bad .fseq: block 0 ends at byte 1040, past the end of the 61-byte file; the file is cut short",
+    );
+}
+
+#[test]
+fn fseq_block_lengths_that_overflow_32_bits() {
+    pack_fails(
+        &hostile("fseq_block_lengths_overflow.fseq"),
+        "bad .fseq: block 0 ends at byte 4294967351, past the end of the 64-byte file; the file is cut short",
+    );
+}
+
+#[test]
+fn fseq_4095_blocks_claimed_in_a_small_file() {
+    pack_fails(
+        &hostile("fseq_4095_blocks.fseq"),
+        "bad .fseq: 4095 blocks and 0 sparse ranges need 32792 header bytes, but the channel data starts at 40",
+    );
+}
+
+#[test]
+fn fseq_zstd_bomb_stops_one_byte_past_the_claim() {
+    pack_fails(
+        &hostile("fseq_zstd_bomb.fseq"),
+        "bad .fseq: block 0 decodes to more than the 6 bytes its 2 frames need",
+    );
+}
+
+#[test]
+fn fseq_frame_count_that_disagrees_with_the_data() {
+    pack_fails(
+        &hostile("fseq_frames_disagree.fseq"),
+        "bad .fseq: block 0 decodes to 24 bytes, but its 10 frames need 60",
+    );
+}
+
+#[test]
+fn fseq_raw_frames_cut_short() {
+    pack_fails(
+        &hostile("fseq_raw_cut_short.fseq"),
+        "bad .fseq: frame data is 40 bytes but the header's frames need 90; the file is cut short",
+    );
+}
+
+#[test]
+fn fseq_claiming_4e9_frames_is_refused_before_decoding() {
+    pack_fails(
+        &hostile("fseq_claims_4e9_frames.fseq"),
+        "bad .fseq: sequence of 12884901885 bytes is too large for this machine; take fewer channels with --channels or split it",
     );
 }

@@ -48,6 +48,7 @@ fn arb_arrays() -> impl Strategy<Value = (Vec<NamedArray>, u32)> {
                 .map(|(name, (rows, leds, ch, seed))| NamedArray {
                     name,
                     array: array(seed, rows, leds, ch),
+                    period_ns: None,
                 })
                 .collect();
             (arrays, k)
@@ -284,11 +285,13 @@ fn offsets_past_4_gib_work() {
         body_crc: crc32fast::hash(&body),
         name_offset: 0,
         name_len: 3,
+        period_ns: 0,
     };
     let heads = &body[..8 * 6];
     let mut meta = entry.to_bytes().to_vec();
     meta.extend_from_slice(b"far");
     let mut h = Header {
+        version: 1,
         head_rows: 8,
         flags: 0,
         count: 1,
@@ -333,10 +336,12 @@ fn a_body_larger_than_4_gib_is_handled_without_overflow() {
         body_crc: 0,
         name_offset: 0,
         name_len: 4,
+        period_ns: 0,
     };
     let mut meta = entry.to_bytes().to_vec();
     meta.extend_from_slice(b"huge");
     let mut h = Header {
+        version: 1,
         head_rows: 8,
         flags: 0,
         count: 1,

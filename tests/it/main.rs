@@ -10,9 +10,12 @@
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
 //! - `control_cli`: `pending`/`wait`, default socket places, `ctl` and the
 //!   config, SIGHUP with and without a terminal.
+//! - `fseq`: `.fseq` fixtures packed to the independent writer's bytes,
+//!   export to `.fseq` and back, per-array rates in packs and `inspect`.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 
 mod control_cli;
+mod fseq;
 mod hostile;
 mod library;
 mod pack_cli;

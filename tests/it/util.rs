@@ -69,6 +69,7 @@ pub fn named(name: &str, seed: u32, rows: u32, leds: u32) -> NamedArray {
     NamedArray {
         name: name.into(),
         array: array(seed, rows, leds, 3),
+        period_ns: None,
     }
 }
 
