@@ -7,9 +7,10 @@ line and reads one reply, so a client object can be kept for a program's
 whole life and survives the player being restarted.
 """
 
-import json
 import os
-import socket as _socket
+
+# `socket` and `json` are imported by the methods that use them: a program
+# that only reads packs (on a 512 MB Pi) does not pay for them.
 
 #: Longest command line the player accepts, in bytes (with the newline).
 MAX_LINE = 1024
@@ -35,6 +36,8 @@ def default_socket_candidates():
 
 
 def _connect(path, timeout):
+    import socket as _socket
+
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
@@ -161,10 +164,14 @@ class Client:
 
     def status(self):
         """The player's status object (position, counters, latency)."""
+        import json
+
         return json.loads(self.command("status"))
 
     def list(self):
         """Array names, in index order."""
+        import json
+
         return json.loads(self.command("list"))["arrays"]
 
     def step(self, n=1):

@@ -20,6 +20,7 @@ adds its layout there (and its per-array fields, such as a frame rate, to
 import re
 import struct
 import zlib
+from array import array
 
 import numpy as np
 
@@ -59,6 +60,9 @@ ENTRY_LAYOUTS = {
         ),
     ),
 }
+
+# Entries checked per numpy pass.
+_BLOCK = 4096
 
 # Rust's char::is_control: general category Cc.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -222,77 +226,70 @@ def parse_index(header, header_bytes, meta):
     names_sec = memoryview(meta)[n * entry_len :]
 
     off = e["body_offset"]
-    rows = e["rows"].astype(np.uint64)
-    leds = e["leds"].astype(np.uint64)
-    ch = e["channels"].astype(np.uint64)
-    row_bytes = leds * ch
-    body_len = rows * row_bytes
     io = np.uint64(header.index_offset)
-    name_off = e["name_offset"].astype(np.uint64)
-    name_len = e["name_len"].astype(np.uint64)
-    # Each check is only meaningful when the ones before it passed for the
-    # same entry; a wrapped product on an entry that already failed is never
-    # reported, because the earliest failing check is.
-    checks = [
-        ((rows == 0) | (leds == 0), "zero rows or LEDs"),
-        ((ch != 3) & (ch != 4), "channels is not 3 or 4"),
-        (row_bytes > MAX_ROW_BYTES, "row larger than the row limit"),
-        (
-            (off < PAGE) | (off % np.uint64(PAGE) != 0),
-            "body offset not page-aligned after the header",
-        ),
-        (
-            (off > io) | (body_len > io - np.minimum(off, io)),
-            "body extends past the index",
-        ),
-        ((name_len == 0) | (name_len > MAX_NAME_LEN), "name length outside 1..=1024"),
-        (name_off + name_len > len(names_sec), "name outside the names section"),
-    ]
-    bad = np.zeros(n, dtype=bool)
-    for mask, _ in checks:
-        bad |= mask
-    first_bad = int(np.argmax(bad)) if bad.any() else n
+    names_len = len(names_sec)
 
-    names = []
-    prev = b""
-    offs = e["name_offset"].tolist()
-    lens = e["name_len"].tolist()
-    for i in range(min(n, first_bad + 1)):
-        if i == first_bad:
-            for mask, what in checks:
-                if mask[i]:
-                    raise FormatError(f"index entry {i}: {what}")
-        raw = bytes(names_sec[offs[i] : offs[i] + lens[i]])
-        try:
-            s = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            s = None
-        if s is None or _CONTROL.search(s):
-            raise FormatError(f"index entry {i}: name is not UTF-8 text")
-        if i > 0 and raw <= prev:
-            raise FormatError(
-                f"index entry {i}: names not in strictly ascending order"
-            )
-        prev = raw
-        names.append(s)
+    def checks(lo, hi):
+        """Masks of each entry check, in the Rust reader's order, for
+        entries lo..hi. Each check is only meaningful when the ones before
+        it passed for the same entry; a wrapped product on an entry that
+        already failed is never reported, because the earliest is."""
+        c = e[lo:hi]
+        rows = c["rows"].astype(np.uint64)
+        leds = c["leds"].astype(np.uint64)
+        ch = c["channels"].astype(np.uint64)
+        o = c["body_offset"]
+        row_bytes = leds * ch
+        name_len = c["name_len"].astype(np.uint64)
+        yield (rows == 0) | (leds == 0), "zero rows or LEDs"
+        yield (ch != 3) & (ch != 4), "channels is not 3 or 4"
+        yield row_bytes > MAX_ROW_BYTES, "row larger than the row limit"
+        yield (o < PAGE) | (o % np.uint64(PAGE) != 0), "body offset not page-aligned after the header"
+        yield (o > io) | (rows * row_bytes > io - np.minimum(o, io)), "body extends past the index"
+        yield (name_len == 0) | (name_len > MAX_NAME_LEN), "name length outside 1..=1024"
+        yield (
+            c["name_offset"].astype(np.uint64) + name_len > names_len,
+            "name outside the names section",
+        )
+
+    # In blocks, so that the temporaries stay small whatever the count.
+    first_bad = n
+    for lo in range(0, n, _BLOCK):
+        bad = np.zeros(min(n, lo + _BLOCK) - lo, dtype=bool)
+        for mask, _ in checks(lo, lo + _BLOCK):
+            bad |= mask
+        if bad.any():
+            first_bad = lo + int(np.argmax(bad))
+            break
+
+    names = _names(names_sec, e, first_bad)
+    if first_bad < n:
+        for mask, what in checks(first_bad, first_bad + 1):
+            if mask[0]:
+                raise FormatError(f"index entry {first_bad}: {what}")
 
     k = np.uint64(header.head_rows)
+    rows = e["rows"].astype(np.uint64)
+    row_bytes = e["leds"].astype(np.uint64) * e["channels"]
     heads_len = int((np.minimum(rows, k) * row_bytes).sum(dtype=np.uint64))
     if heads_len != header.heads_len:
         raise FormatError(
             f"heads section is {header.heads_len} bytes, the index implies {heads_len}"
         )
-    # Bodies must not overlap: sort (start, end, index) and compare
-    # neighbours, exactly as the Rust reader does.
-    end = off + body_len
-    idx = np.arange(n, dtype=np.uint64)
-    order = np.lexsort((idx, end, off))
-    s_start, s_end, s_idx = off[order], end[order], idx[order]
-    over = s_start[1:] < s_end[:-1]
+    # Bodies must not overlap: sort by (start, end, index) and compare
+    # neighbours, as the Rust reader does (lexsort is stable, so equal
+    # spans stay in index order).
+    end = off + rows * row_bytes
+    del rows, row_bytes
+    order = np.lexsort((end, off))
+    s_end = end[order]
+    del end
+    over = off[order][1:] < s_end[:-1]
     if over.any():
         j = int(np.argmax(over))
-        a, b = int(s_idx[j]), int(s_idx[j + 1])
+        a, b = int(order[j]), int(order[j + 1])
         raise FormatError(f"bodies of arrays {min(a, b)} and {max(a, b)} overlap")
+    del order, s_end, over
 
     ix = Index()
     ix.body_offset = off.copy()
@@ -303,6 +300,49 @@ def parse_index(header, header_bytes, meta):
     ix.fps = None  # version 1 records no per-array frame rate
     ix.names = names
     return ix
+
+
+def compact(code, a):
+    """A numpy integer array as a stdlib ``array`` of type ``code``: 4 or 8
+    bytes per element instead of a Python object, and indexing it gives a
+    plain int."""
+    out = array(code)
+    a = np.ascontiguousarray(a, dtype=np.dtype(code).newbyteorder("="))
+    out.frombytes(memoryview(a).cast("B"))
+    return out
+
+
+def _names(names_sec, e, upto):
+    """Decode and check the names of entries ``0..upto``, all of which
+    passed their numeric checks (so their names lie inside the section)."""
+    raw = bytes(names_sec)
+    # Python ints made one at a time, not a list of them.
+    offs = compact("I", e["name_offset"][:upto])
+    ends = compact("Q", e["name_offset"][:upto].astype(np.uint64) + e["name_len"][:upto])
+    names = []
+    bad_text = None
+    if raw.isascii() and not _CONTROL.search(raw.decode("ascii")):
+        # Every name is valid text; one decode for all of them.
+        text = raw.decode("ascii")
+        names = [text[o:x] for o, x in zip(offs, ends)]
+    else:
+        for i, (o, x) in enumerate(zip(offs, ends)):
+            try:
+                name = raw[o:x].decode("utf-8")
+            except UnicodeDecodeError:
+                name = None
+            if name is None or _CONTROL.search(name):
+                bad_text = i
+                break
+            names.append(name)
+    # Entry by entry as the Rust reader: a name that is not text, or not
+    # greater than the one before (str order of valid UTF-8 is byte order).
+    for i in range(1, len(names)):
+        if names[i] <= names[i - 1]:
+            raise FormatError(f"index entry {i}: names not in strictly ascending order")
+    if bad_text is not None:
+        raise FormatError(f"index entry {bad_text}: name is not UTF-8 text")
+    return names
 
 
 def rust_debug_str(s):

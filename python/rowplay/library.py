@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 
 from . import format as fmt
-from .format import FormatError, rust_debug_str
+from .format import FormatError, compact, rust_debug_str
 
 #: Body bytes read per ``os.pread`` when iterating or verifying.
 CHUNK = 1 << 16
@@ -121,19 +121,27 @@ class Library:
         self._heads = heads
         self._names = ix.names
         self._find = {name: i for i, name in enumerate(ix.names)}
-        self._body_offset = ix.body_offset.tolist()
-        self._rows = ix.rows.tolist()
-        self._leds = ix.leds.tolist()
-        self._channels = ix.channels.tolist()
-        self._crc = ix.body_crc.tolist()
-        self._fps = None if ix.fps is None else ix.fps.tolist()
+        # Per-array fields as compact arrays (8 or 4 bytes each, not a
+        # Python object each): memory per array stays near the pack's own.
+        self._body_offset = compact("Q", ix.body_offset)
+        self._rows = compact("I", ix.rows)
+        self._leds = compact("I", ix.leds)
+        self._channels = compact("I", ix.channels)
+        self._crc = compact("I", ix.body_crc)
+        self._fps = None if ix.fps is None else compact("d", ix.fps)
         k = h.head_rows
-        sizes = np.minimum(ix.rows, k).astype(np.uint64) * (
-            ix.leds.astype(np.uint64) * ix.channels
-        )
+        row_bytes = ix.leds.astype(np.uint64) * ix.channels
+        sizes = np.minimum(ix.rows, k).astype(np.uint64) * row_bytes
         starts = np.zeros(len(sizes), dtype=np.uint64)
         np.cumsum(sizes[:-1], out=starts[1:])
-        self._head_start = starts.tolist()
+        self._head_start = compact("Q", starts)
+        # When every array has the same row layout (the usual library), the
+        # heads are also one [rows, leds, channels] array, and a head row is
+        # a single index into it: the fastest first row numpy can give.
+        self._heads3 = None
+        if (ix.leds == ix.leds[0]).all() and (ix.channels == ix.channels[0]).all():
+            self._heads3 = heads.reshape(-1, int(ix.leds[0]), int(ix.channels[0]))
+            self._head_row = compact("Q", starts // row_bytes[0])
 
     # ------------------------------------------------------------ the library
 
@@ -165,11 +173,11 @@ class Library:
 
     def __getitem__(self, key):
         """``lib["name"]`` or ``lib[index]`` -> ``Array``."""
-        if isinstance(key, str):
-            i = self._find.get(key)
-            if i is None:
-                raise KeyError(key)
+        i = self._find.get(key)  # names are str, so an int is never found
+        if i is not None:
             return Array(self, i)
+        if isinstance(key, str):
+            raise KeyError(key)
         i = key.__index__()
         n = len(self._names)
         if i < 0:
@@ -273,21 +281,34 @@ class Library:
 class Array:
     """One array of a library: a handle, nothing is read until asked."""
 
-    __slots__ = ("_lib", "index", "name", "rows", "leds", "channels")
+    __slots__ = ("_lib", "index")
 
     def __init__(self, lib, i):
         self._lib = lib
         #: Position in the index.
         self.index = i
-        self.name = lib._names[i]
-        self.rows = lib._rows[i]
-        self.leds = lib._leds[i]
-        self.channels = lib._channels[i]
+
+    @property
+    def name(self):
+        return self._lib._names[self.index]
+
+    @property
+    def rows(self):
+        return self._lib._rows[self.index]
+
+    @property
+    def leds(self):
+        return self._lib._leds[self.index]
+
+    @property
+    def channels(self):
+        return self._lib._channels[self.index]
 
     @property
     def shape(self):
         """``(rows, leds, channels)``."""
-        return (self.rows, self.leds, self.channels)
+        lib, i = self._lib, self.index
+        return (lib._rows[i], lib._leds[i], lib._channels[i])
 
     @property
     def fps(self):
@@ -301,6 +322,18 @@ class Array:
     def __repr__(self):
         return f"<rowplay.Array {self.name!r} {self.shape}>"
 
+    def _head(self, r):
+        """Head row ``r`` (``r < min(rows, head_rows)``), a view."""
+        lib = self._lib
+        i = self.index
+        h3 = lib._heads3
+        if h3 is not None:
+            return h3[lib._head_row[i] + r]
+        leds, ch = lib._leds[i], lib._channels[i]
+        rb = leds * ch
+        s = lib._head_start[i] + r * rb
+        return lib._heads[s : s + rb].reshape(leds, ch)
+
     def row(self, r):
         """Row ``r`` as a read-only numpy uint8 array ``[leds, channels]``.
 
@@ -309,17 +342,17 @@ class Array:
         """
         lib = self._lib
         i = self.index
-        rows = self.rows
+        rows = lib._rows[i]
         if r < 0:
             r += rows
         if not 0 <= r < rows:
             raise IndexError(f"row {r} out of range (0..{rows})")
-        rb = self.leds * self.channels
         if r < lib._header.head_rows:
-            s = lib._head_start[i] + r * rb
-            return lib._heads[s : s + rb].reshape(self.leds, self.channels)
+            return self._head(r)
+        leds, ch = lib._leds[i], lib._channels[i]
+        rb = leds * ch
         b = lib._read(i, r * rb, rb)
-        return np.frombuffer(b, dtype=np.uint8).reshape(self.leds, self.channels)
+        return np.frombuffer(b, dtype=np.uint8).reshape(leds, ch)
 
     __getitem__ = row
 
@@ -333,14 +366,17 @@ class Array:
         CRC at the end; a mismatch raises ``PackError`` after the last row.
         """
         lib = self._lib
+        h3 = lib._heads3
+        if h3 is not None:
+            # Row 0 with the least work: one index into the heads.
+            yield h3[lib._head_row[self.index]]
+        else:
+            yield self._head(0)
+        # Row 0 is out; now start the disk while the head rows play.
         i = self.index
-        leds, ch, rows = self.leds, self.channels, self.rows
+        leds, ch, rows = lib._leds[i], lib._channels[i], lib._rows[i]
         rb = leds * ch
         k = min(rows, lib._header.head_rows)
-        heads = lib._heads
-        s = lib._head_start[i]
-        yield heads[s : s + rb].reshape(leds, ch)
-        # Row 0 is out; now start the disk while the head rows play.
         chunk_rows = max(1, CHUNK // rb)
         base = lib._body_offset[i]
         advise = getattr(os, "posix_fadvise", None)
@@ -354,9 +390,10 @@ class Array:
                     pass
 
         willneed(k)
-        crc = zlib.crc32(heads[s : s + k * rb])
+        s = lib._head_start[i]
+        crc = zlib.crc32(lib._heads[s : s + k * rb])
         for r in range(1, k):
-            yield heads[s + r * rb : s + (r + 1) * rb].reshape(leds, ch)
+            yield self._head(r)
         r = k
         while r < rows:
             n = min(chunk_rows, rows - r)
@@ -379,7 +416,7 @@ class Array:
         n = out.nbytes
         if _pread_into(lib._fd, out, lib._body_offset[i]) != n:
             raise OSError(
-                f"{lib._shown}: array {rust_debug_str(self.name)}: "
+                f"{lib._shown}: array {rust_debug_str(lib._names[i])}: "
                 "the file ends inside its body (truncated while open?)"
             )
         if zlib.crc32(out) != lib._crc[i]:
