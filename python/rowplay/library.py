@@ -368,44 +368,13 @@ class Array:
         lib = self._lib
         h3 = lib._heads3
         if h3 is not None:
-            # Row 0 with the least work: one index into the heads.
+            # Row 0 with the least work: one index into the heads. The rest
+            # is another generator, so that this one stays small and quick
+            # to create and to start.
             yield h3[lib._head_row[self.index]]
         else:
             yield self._head(0)
-        # Row 0 is out; now start the disk while the head rows play.
-        i = self.index
-        leds, ch, rows = lib._leds[i], lib._channels[i], lib._rows[i]
-        rb = leds * ch
-        k = min(rows, lib._header.head_rows)
-        chunk_rows = max(1, CHUNK // rb)
-        base = lib._body_offset[i]
-        advise = getattr(os, "posix_fadvise", None)
-
-        def willneed(first):
-            if advise is not None and first < rows:
-                n = min(chunk_rows, rows - first) * rb
-                try:
-                    advise(lib._fd, base + first * rb, n, os.POSIX_FADV_WILLNEED)
-                except OSError:
-                    pass
-
-        willneed(k)
-        s = lib._head_start[i]
-        crc = zlib.crc32(lib._heads[s : s + k * rb])
-        for r in range(1, k):
-            yield self._head(r)
-        r = k
-        while r < rows:
-            n = min(chunk_rows, rows - r)
-            b = lib._read(i, r * rb, n * rb)
-            willneed(r + n)
-            crc = zlib.crc32(b, crc)
-            block = np.frombuffer(b, dtype=np.uint8).reshape(n, leds, ch)
-            for j in range(n):
-                yield block[j]
-            r += n
-        if crc != lib._crc[i]:
-            raise lib._crc_error(i)
+        yield from _rows_after_0(self)
 
     def read(self):
         """The whole array, ``[rows, leds, channels]`` uint8 (a new,
@@ -422,6 +391,45 @@ class Array:
         if zlib.crc32(out) != lib._crc[i]:
             raise lib._crc_error(i)
         return out
+
+
+def _willneed(lib, i, first, n):
+    """Ask the kernel to start reading rows ``first..first+n`` of body ``i``."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None and n > 0:
+        rb = lib._leds[i] * lib._channels[i]
+        try:
+            advise(lib._fd, lib._body_offset[i] + first * rb, n * rb, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+
+
+def _rows_after_0(arr):
+    """Rows 1.. of ``arr`` (see ``Array.__iter__``)."""
+    lib = arr._lib
+    i = arr.index
+    leds, ch, rows = lib._leds[i], lib._channels[i], lib._rows[i]
+    rb = leds * ch
+    k = min(rows, lib._header.head_rows)
+    chunk_rows = max(1, CHUNK // rb)
+    # Row 0 is out; now start the disk while the head rows play.
+    _willneed(lib, i, k, min(chunk_rows, rows - k))
+    s = lib._head_start[i]
+    crc = zlib.crc32(lib._heads[s : s + k * rb])
+    for r in range(1, k):
+        yield arr._head(r)
+    r = k
+    while r < rows:
+        n = min(chunk_rows, rows - r)
+        b = lib._read(i, r * rb, n * rb)
+        _willneed(lib, i, r + n, min(chunk_rows, rows - r - n))
+        crc = zlib.crc32(b, crc)
+        block = np.frombuffer(b, dtype=np.uint8).reshape(n, leds, ch)
+        for j in range(n):
+            yield block[j]
+        r += n
+    if crc != lib._crc[i]:
+        raise lib._crc_error(i)
 
 
 def open(path, heads_budget=None):  # noqa: A001 - the package's entry point
