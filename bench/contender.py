@@ -1,12 +1,23 @@
-"""One of the user's three numpy approaches, in its own process.
+"""One of the user's three numpy approaches, or rowplay's Python reader,
+in its own process.
 
     python contender.py {np.load,dict,memmap} DIR --jumps J [--seed S]
+    python contender.py rowplay.open DIR --pack PACK --jumps J [--seed S]
 
 The approaches are the user's own code (see the seed question):
 
   np.load  array = np.load(path) on every use, no cache
   dict     cache_raw = {i: np.load(i) for i in os.listdir(folder)}
   memmap   cache_memmap = {i: np.load(i, mmap_mode='r') for i in os.listdir(folder)}
+
+and the same loop on the Python package of this repository (python/):
+
+  rowplay.open  lib = rowplay.open(PACK); for row in lib[name]: ...
+
+For it, "ready" is rowplay.open (header, index and all heads read), and a
+jump is the user's loop getting its first row: `rows = iter(lib[name])`,
+then the first `next(rows)` copied into the buffer. `library_fds` is the
+number of descriptors the open library holds.
 
 "Ready" is the time to build the cache (after Python and numpy are imported).
 A jump is the user's "first row": look the array up (or load it) and copy row
@@ -55,8 +66,9 @@ def build_dict(folder, mmap_mode=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("approach", choices=["np.load", "dict", "memmap"])
+    ap.add_argument("approach", choices=["np.load", "dict", "memmap", "rowplay.open"])
     ap.add_argument("dir")
+    ap.add_argument("--pack", help="the .rowpack of DIR (for rowplay.open)")
     ap.add_argument("--jumps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args()
@@ -65,9 +77,17 @@ def main():
     names = sorted(os.listdir(folder))
     out["arrays"] = len(names)
     max_fds = open_fds()
+    lib = None
+    if a.approach == "rowplay.open":
+        # The package from this repository, without installing it.
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+        import rowplay
     try:
         t0 = time.perf_counter_ns()
-        if a.approach == "dict":
+        if a.approach == "rowplay.open":
+            lib = rowplay.open(a.pack)
+            cache = None
+        elif a.approach == "dict":
             cache = build_dict(folder)
         elif a.approach == "memmap":
             cache = build_dict(folder, mmap_mode="r")
@@ -75,17 +95,32 @@ def main():
             cache = None
         out["ready_ns"] = time.perf_counter_ns() - t0
         max_fds = max(max_fds, open_fds())
+        if lib is not None:
+            out["library_fds"] = open_fds() - out["fds_before"]
+            # The pack's names are the file stems, in the same sorted order.
+            names = lib.names
+            out["arrays"] = len(names)
 
         rng = random.Random(a.seed)
         warm, *pool = names
         jumps = rng.sample(pool, min(a.jumps, len(pool)))
-        shape = np.load(os.path.join(folder, warm), mmap_mode="r").shape
+        if lib is not None:
+            shape = lib[warm].shape
+        else:
+            shape = np.load(os.path.join(folder, warm), mmap_mode="r").shape
         buf = np.empty(shape[1:], dtype=np.uint8)
         times = []
         # One untimed jump first (to an array left out of the timed ones),
         # so that numpy's first-call set-up is not counted as a jump.
         for k, name in enumerate([warm] + jumps):
             t = time.perf_counter_ns()
+            if lib is not None:
+                rows = iter(lib[name])
+                buf[:] = next(rows)
+                if k:
+                    times.append(time.perf_counter_ns() - t)
+                del rows
+                continue
             if cache is None:
                 array = np.load(os.path.join(folder, name))
             else:

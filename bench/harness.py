@@ -564,6 +564,8 @@ def report(res):
     L.append("First row = from the jump request to row 0 of the array in hand. numpy rows: "
              "the user's Python code (lookup + copy of row 0). `rowplay` (library API): "
              "`rowplay bench`, lookup by name + copy of row 0 from the locked heads. "
+             "`rowplay.open` (Python reader): the user's loop on the Python package, "
+             "`rows = iter(lib[name])` and the first `next(rows)` copied into a buffer. "
              "`rowplay play`: from the socket command to the captured frame, which waits "
              "for the next 20 ms tick by design (on time = its first frame after the "
              "command is row 0 and comes no later than the first frame after the reply "
@@ -662,6 +664,7 @@ def goals(res):
         add(f"{r['label'] if r else kind}: open fds constant in N",
             ", ".join(f"{n}: {f}" for n, f in zip(ns, fds)),
             None if None in fds or not fds else len(set(fds)) == 1)
+    python_goals(res, add)
     failed = [f"{r['label']} at {r['arrays']}: {r['limits'].get('error')}"
               for r in res["contenders"] if r.get("limits") and not r["limits"].get("ok")]
     rp_failed = [f for f in failed if f.startswith("`rowplay")]
@@ -700,6 +703,101 @@ def goals(res):
     return G
 
 
+# ---------------------------------------------------------------- the Python reader
+
+
+PY_LABEL = "`rowplay.open` (Python reader)"
+
+
+def python_reader(d, pack, n, jumps, seed, limits, drop=True):
+    """The user's loop on the Python package (python/): `contender.py
+    rowplay.open`, measured, then again under the Pi Zero limits."""
+    entry = {"kind": "rowplay-py", "label": PY_LABEL, "arrays": n}
+    for phase in ("measure", "limits"):
+        lim = limits if phase == "limits" else None
+        if drop:
+            drop_caches()
+        log(f"{PY_LABEL}, {n} arrays, {phase}")
+        r = run([PY, os.path.join(HERE, "contender.py"), "rowplay.open", d, "--pack", pack,
+                 "--jumps", str(jumps), "--seed", str(seed)], f"rowplay-py-{n}-{phase}", lim)
+        js = last_json(r["stdout"]) or {}
+        why = failure(r)
+        if phase == "measure":
+            entry.update({"ok": why is None, "error": why,
+                          "ready_ns": js.get("ready_ns"),
+                          "first_row_ns": quantiles(js.get("first_row_ns") or []),
+                          "peak_rss_bytes": js.get("peak_rss_bytes"),
+                          "open_fds": js.get("open_fds"),
+                          "library_fds": js.get("library_fds")})
+        else:
+            entry["limits"] = {"ok": why is None, "error": why,
+                               "peak_rss_bytes": js.get("peak_rss_bytes"),
+                               "cgroup_peak_bytes": r.get("cgroup_peak_bytes")}
+    return entry
+
+
+def python_goals(res, add):
+    """Issue 18's acceptance figures for the Python reader."""
+    by = {(r["kind"], r["arrays"]): r for r in res["contenders"]}
+    ns = sorted({r["arrays"] for r in res["contenders"]})
+    if not any(("rowplay-py", n) in by for n in ns):
+        return
+
+    def p99(kind, n):
+        r = by.get((kind, n))
+        return (r.get("first_row_ns") or {}).get("p99") if r and r.get("ok") else None
+
+    for n in ns:
+        py, dc, mm = p99("rowplay-py", n), p99("dict", n), p99("memmap", n)
+        add(f"Python reader first-row p99 no worse than 2x dict and below memmap ({n} arrays)",
+            f"Python reader {us3(py)} us vs dict {us3(dc)} us (2x: {us3(2 * dc if dc else None)}) "
+            f"and memmap {us3(mm)} us",
+            None if py is None or dc is None or mm is None else py <= 2 * dc and py < mm)
+    big = ns[-1]
+    r = by.get(("rowplay-py", big)) or {}
+    rss = r.get("peak_rss_bytes")
+    add(f"Python reader: peak RSS <= 40 MiB at {big} arrays (interpreter and numpy included)",
+        f"{mib(rss)} MiB (dict: {mib((by.get(('dict', big)) or {}).get('peak_rss_bytes'))} MiB)",
+        None if rss is None else rss <= 40 * MB)
+    lfds = [by[("rowplay-py", n)].get("library_fds") for n in ns if ("rowplay-py", n) in by]
+    add("Python reader: 1 file descriptor for the library whatever N",
+        ", ".join(f"{n}: {f}" for n, f in zip(ns, lfds)),
+        None if None in lfds or not lfds else set(lfds) == {1})
+
+
+def python_only(argv):
+    """`harness.py python-reader PACKDIR...`: only the Python reader, on
+    workloads already made (DIR and DIR.rowpack); the page cache is left
+    alone. Prints its rows of the table and its goals."""
+    ap = argparse.ArgumentParser(prog="harness.py python-reader")
+    ap.add_argument("dirs", nargs="+", help="workload folders; DIR.rowpack beside each")
+    ap.add_argument("--jumps", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-limits", action="store_true", help="skip the Pi Zero limits run")
+    a = ap.parse_args(argv)
+    os.makedirs(os.path.join(OUT, "logs"), exist_ok=True)
+    limits = PiLimits()
+    res = {"contenders": []}
+    for d in a.dirs:
+        d = d.rstrip("/")
+        n = len(os.listdir(d))
+        res["contenders"].append(python_reader(d, d + ".rowpack", n, a.jumps, a.seed,
+                                               None if a.no_limits else limits, drop=False))
+    for r in res["contenders"]:
+        fr = r.get("first_row_ns") or {}
+        lim = r.get("limits")
+        lim_s = ("not run" if lim is None else "survived" if lim.get("ok")
+                 else f"FAILED: {lim.get('error')}")
+        if not r.get("ok"):
+            print(f"| {r['label']} | {r['arrays']} | FAILED: {r.get('error')} |")
+            continue
+        print(f"| {r['label']} | {r['arrays']} | {ms(r.get('ready_ns'), 1)} | {us3(fr.get('p50'))} "
+              f"| {us3(fr.get('p99'))} | {us3(fr.get('max'))} | {mib(r.get('peak_rss_bytes'))} "
+              f"| {r.get('open_fds')} | n/a | {lim_s} |")
+    print(f"library fds: {[r.get('library_fds') for r in res['contenders']]}; "
+          f"limits: {limits.describe() if not a.no_limits else 'not applied'}")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -719,6 +817,8 @@ def main():
     ap.add_argument("--memory-cap", choices=["auto", "ulimit"], default="auto",
                     help="auto: a cgroup when the machine allows one, else ulimit -v; "
                          "ulimit: always ulimit -v")
+    if sys.argv[1:2] == ["python-reader"]:
+        return python_only(sys.argv[2:])
     a = ap.parse_args()
     counts = [int(x) for x in (a.arrays or ("200" if a.quick else "1000,10000")).split(",")]
     jumps = a.jumps or (50 if a.quick else 1000)
@@ -800,6 +900,9 @@ def main():
             else:
                 entry["limits"] = {"ok": why is None, "error": why,
                                    "peak_rss_bytes": js.get("peak_rss_bytes")}
+        res["contenders"].append(entry)
+
+        entry = python_reader(d, pack, n, jumps, seed, limits)
         res["contenders"].append(entry)
 
         entry = {"kind": "rowplay-play", "label": "`rowplay play` (command to frame)", "arrays": n}

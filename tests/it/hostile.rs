@@ -153,6 +153,75 @@ fn open_fails(cmd: &str, pack: &Path, msg: &str) {
     assert_fails(&o, &[format!("{}: {msg}", pack.display())]);
 }
 
+/// The list of hostile packs and their expected results, shared with the
+/// Python reader's tests (`python/tests/`).
+const EXPECTED: &str = "expected.tsv";
+
+/// Arrays in every pack derived from [`base_pack`].
+const BASE_ARRAYS: u32 = 2;
+
+/// One row of [`EXPECTED`].
+struct Expected {
+    file: String,
+    command: String,
+    /// `ok`, or the message after `PATH: `.
+    result: String,
+}
+
+/// The rows of [`EXPECTED`]: `file<TAB>command<TAB>result`, `#` comments.
+fn expected_list() -> Vec<Expected> {
+    let text = fs::read_to_string(hostile(EXPECTED)).unwrap();
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 3, "{EXPECTED}: not 3 tab-separated fields: {l:?}");
+            Expected {
+                file: f[0].into(),
+                command: f[1].into(),
+                result: f[2].into(),
+            }
+        })
+        .collect()
+}
+
+/// The listed result of `command` on `file`.
+fn result_of(file: &str, command: &str) -> String {
+    expected_list()
+        .into_iter()
+        .find(|r| r.file == file && r.command == command)
+        .map(|r| r.result)
+        .unwrap_or_else(|| panic!("{file} {command}: not in {EXPECTED}"))
+}
+
+/// Run the rows of the list for `file`, which must be one per command of
+/// `commands`, in that order, through the binary: `ok` is exit 0 with
+/// nothing on stderr (and `verify`'s summary line), anything else is the
+/// exact `error: PATH: message` line and exit 1.
+fn listed(file: &str, commands: &[&str]) {
+    let rows: Vec<Expected> = expected_list()
+        .into_iter()
+        .filter(|r| r.file == file)
+        .collect();
+    let got: Vec<&str> = rows.iter().map(|r| r.command.as_str()).collect();
+    assert_eq!(got, commands, "{file}: rows in {EXPECTED}");
+    for r in rows {
+        let pack = hostile(&r.file);
+        if r.result == "ok" {
+            let o = rowplay(&[Path::new(&r.command), &pack]);
+            assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""), "{file}");
+            if r.command == "verify" {
+                assert_eq!(
+                    o.stdout,
+                    format!("ok: {BASE_ARRAYS} arrays in {} verified\n", pack.display())
+                );
+            }
+        } else {
+            open_fails(&r.command, &pack, &r.result);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The generator.
 
@@ -502,6 +571,7 @@ fn generator_reproduces_committed_files() {
     let mut on_disk: Vec<String> = fs::read_dir(HOSTILE)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != EXPECTED)
         .collect();
     on_disk.sort();
     let mut generated: Vec<String> = files.iter().map(|f| f.0.to_string()).collect();
@@ -585,128 +655,101 @@ fn png_with_a_palette_that_is_not_whole_rgb_entries() {
 
 #[test]
 fn pack_of_zero_bytes() {
-    open_fails(
-        "inspect",
-        &hostile("pack_empty.rowpack"),
-        "file of 0 bytes is too short to be a pack",
-    );
+    listed("pack_empty.rowpack", &["inspect"]);
 }
 
 #[test]
 fn pack_truncated() {
-    open_fails(
-        "verify",
-        &hostile("pack_truncated.rowpack"),
-        "file is 12374 bytes but its header says 12384 (truncated or overwritten? repack it)",
-    );
+    listed("pack_truncated.rowpack", &["verify"]);
 }
 
 #[test]
 fn pack_whose_index_is_outside_the_file() {
-    open_fails(
-        "inspect",
-        &hostile("pack_index_past_end.rowpack"),
-        "file is 12384 bytes but its header says 1099511627872 (truncated or overwritten? repack it)",
-    );
+    listed("pack_index_past_end.rowpack", &["inspect"]);
 }
 
 #[test]
 fn pack_claiming_1e12_bytes_of_heads() {
-    open_fails(
-        "inspect",
-        &hostile("pack_heads_1e12.rowpack"),
-        "file is 12384 bytes but its header says 1000000012354 (truncated or overwritten? repack it)",
-    );
+    listed("pack_heads_1e12.rowpack", &["inspect"]);
 }
 
 #[test]
 fn pack_with_a_body_past_the_index() {
-    open_fails(
-        "inspect",
-        &hostile("pack_body_past_index.rowpack"),
-        "index entry 1: body extends past the index",
-    );
+    listed("pack_body_past_index.rowpack", &["inspect"]);
 }
 
 #[test]
 fn pack_with_overlapping_bodies() {
-    open_fails(
-        "verify",
-        &hostile("pack_overlapping_bodies.rowpack"),
-        "bodies of arrays 0 and 1 overlap",
-    );
+    listed("pack_overlapping_bodies.rowpack", &["verify"]);
 }
 
 /// The format asks bodies not to overlap, not to follow index order.
 #[test]
 fn pack_with_bodies_out_of_order_is_valid() {
-    let pack = hostile("pack_bodies_out_of_order.rowpack");
-    let o = rowplay(&[Path::new("verify"), &pack]);
-    assert_eq!(o.stderr, "");
+    listed("pack_bodies_out_of_order.rowpack", &["verify"]);
     assert_eq!(
-        o.stdout,
-        format!("ok: 2 arrays in {} verified\n", pack.display())
+        result_of("pack_bodies_out_of_order.rowpack", "verify"),
+        "ok"
     );
-    assert_eq!(o.code, Some(0));
 }
 
 #[test]
 fn pack_with_unsorted_names() {
-    open_fails(
-        "inspect",
-        &hostile("pack_unsorted_names.rowpack"),
-        "index entry 1: names not in strictly ascending order",
-    );
+    listed("pack_unsorted_names.rowpack", &["inspect"]);
 }
 
 #[test]
 fn pack_with_duplicate_names() {
-    open_fails(
-        "inspect",
-        &hostile("pack_duplicate_names.rowpack"),
-        "index entry 1: names not in strictly ascending order",
-    );
+    listed("pack_duplicate_names.rowpack", &["inspect"]);
 }
 
 #[test]
 fn pack_with_a_non_utf8_name() {
-    open_fails(
-        "inspect",
-        &hostile("pack_non_utf8_name.rowpack"),
-        "index entry 0: name is not UTF-8 text",
-    );
+    listed("pack_non_utf8_name.rowpack", &["inspect"]);
 }
 
 #[test]
 fn pack_with_a_flipped_index_byte() {
-    open_fails(
-        "inspect",
-        &hostile("pack_flipped_index_byte.rowpack"),
-        "header/index CRC mismatch (corrupt pack; repack it)",
-    );
+    listed("pack_flipped_index_byte.rowpack", &["inspect"]);
 }
 
 #[test]
 fn pack_with_a_flipped_heads_byte() {
-    open_fails(
-        "inspect",
-        &hostile("pack_flipped_heads_byte.rowpack"),
-        "heads CRC mismatch (corrupt first rows; repack it)",
-    );
+    listed("pack_flipped_heads_byte.rowpack", &["inspect"]);
 }
 
 /// Opening reads only the heads, so `inspect` succeeds; `verify` reads the
-/// bodies and names the corrupt one.
+/// bodies and names the corrupt one (both rows are in the list).
 #[test]
 fn pack_with_a_flipped_body_byte() {
-    let pack = hostile("pack_flipped_body_byte.rowpack");
-    let o = rowplay(&[Path::new("inspect"), &pack]);
-    assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""));
-    open_fails(
-        "verify",
-        &pack,
-        "array \"b\" fails its CRC (corrupt body; repack it)",
-    );
+    listed("pack_flipped_body_byte.rowpack", &["inspect", "verify"]);
+    assert_eq!(result_of("pack_flipped_body_byte.rowpack", "inspect"), "ok");
+    assert_ne!(result_of("pack_flipped_body_byte.rowpack", "verify"), "ok");
+}
+
+/// The list and the folder agree: every committed pack has at least one
+/// row, every row names a committed pack and a known command.
+#[test]
+fn every_committed_pack_is_listed_with_its_expected_result() {
+    let rows = expected_list();
+    let mut listed_files: Vec<&str> = rows.iter().map(|r| r.file.as_str()).collect();
+    listed_files.sort();
+    listed_files.dedup();
+    let mut packs: Vec<String> = fs::read_dir(HOSTILE)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".rowpack"))
+        .collect();
+    packs.sort();
+    assert_eq!(listed_files, packs);
+    for r in &rows {
+        assert!(
+            r.command == "inspect" || r.command == "verify",
+            "{}: unknown command {:?}",
+            r.file,
+            r.command
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
