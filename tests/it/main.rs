@@ -9,9 +9,11 @@
 //!   stop, signals, abuse, refused realtime.
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
+//! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 
 mod hostile;
 mod library;
+mod net;
 mod pack_cli;
 mod play_cli;
 mod player;
