@@ -10,10 +10,13 @@
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
+//! - `net_peers`: the same driven by python sacn and stupidArtnet
+//!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
 
 mod hostile;
 mod library;
 mod net;
+mod net_peers;
 mod pack_cli;
 mod play_cli;
 mod player;
