@@ -361,3 +361,53 @@ fn set_multicast_if(s: &UdpSocket, a: Ipv4Addr) {
     };
     assert_eq!(r, 0);
 }
+
+/// The per-packet path (parse, mux, hand-off) and the player's calls
+/// allocate nothing, counted with the counting allocator of `player`.
+#[test]
+fn packet_path_and_player_side_never_allocate() {
+    use crate::player::{ALLOCS, COUNTING};
+    use rowplay::net::{artnet, ddp, e131, live_channel, MuxConfig};
+    use std::sync::atomic::Ordering::SeqCst;
+    let map = Mapping::new(340, 3, 510, 1, 0, 0).unwrap();
+    let (mut mux, mut view) = live_channel(map, MuxConfig::default());
+    let mut dst = vec![0u8; map.frame_len()];
+    let d = ddp(0x41, 1, 0, &ramp(1020, 1));
+    let e: Vec<[Vec<u8>; 2]> = (0..200u8)
+        .map(|k| {
+            [
+                e131(1, 150, k, 0, 1, &[3; 512]),
+                e131(1, 150, k, 0, 2, &[4; 512]),
+            ]
+        })
+        .collect();
+    let a = artdmx(0, 0, &[5; 510]);
+    let from = Ipv4Addr::LOCALHOST;
+    ALLOCS.store(0, SeqCst);
+    let mut shown = 0;
+    for k in 0..200u64 {
+        let now = k * 10_000_000;
+        COUNTING.with(|c| c.set(true));
+        mux.on_ddp(from, &ddp::parse(&d).unwrap(), now);
+        for p in &e[k as usize] {
+            mux.on_e131(from, &e131::parse(p).unwrap(), now + 1);
+        }
+        mux.on_artnet(from, &artnet::parse(&a).unwrap(), now + 2);
+        mux.on_bad(Protocol::Ddp, from);
+        mux.tick(now + 3);
+        view.wait_until(0);
+        if view.latest(&mut dst).is_some() {
+            shown += 1;
+        }
+        let _ = view.is_live();
+        COUNTING.with(|c| c.set(false));
+    }
+    assert_eq!(
+        ALLOCS.load(SeqCst),
+        0,
+        "the live path allocated or freed memory"
+    );
+    assert_eq!(shown, 200);
+    // The E1.31 source (priority 150) won.
+    assert_eq!(dst[0], 3);
+}
