@@ -36,6 +36,7 @@ pub mod demo;
 pub mod import;
 pub mod library;
 pub mod loader;
+pub mod net;
 pub mod output;
 pub mod pack;
 pub mod player;

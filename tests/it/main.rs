@@ -13,11 +13,16 @@
 //! - `fseq`: `.fseq` fixtures packed to the independent writer's bytes,
 //!   export to `.fseq` and back, per-array rates in packs and `inspect`.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
+//! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
+//! - `net_peers`: the same driven by python sacn and stupidArtnet
+//!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
 
 mod control_cli;
 mod fseq;
 mod hostile;
 mod library;
+mod net;
+mod net_peers;
 mod pack_cli;
 mod play_cli;
 mod player;
