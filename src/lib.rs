@@ -36,3 +36,4 @@ pub mod player;
 pub mod rt;
 pub mod selftest;
 pub mod stats;
+pub mod sync;
