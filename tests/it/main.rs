@@ -8,10 +8,13 @@
 //! - `play_cli`: the real binary with `--clock step` and the socket: jumps,
 //!   stop, signals, abuse, refused realtime.
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
+//! - `multisync`: the MultiSync listener fed by the leader and by an
+//!   FPP-style sender over loopback: events, observations, pings.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 
 mod hostile;
 mod library;
+mod multisync;
 mod pack_cli;
 mod play_cli;
 mod player;
