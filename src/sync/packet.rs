@@ -304,8 +304,8 @@ fn parse_sync(body: &[u8]) -> Result<Sync<'_>, ParseError> {
     let frame = u32::from_le_bytes([body[2], body[3], body[4], body[5]]);
     let bits = u32::from_le_bytes([body[6], body[7], body[8], body[9]]);
     let seconds = f32::from_bits(bits);
-    // `!(x >= 0)` also catches NaN.
-    if !(seconds >= 0.0 && seconds <= MAX_SECONDS) {
+    // NaN is in no range, so this also refuses NaN.
+    if !(0.0..=MAX_SECONDS).contains(&seconds) {
         return Err(ParseError::BadSeconds(bits));
     }
     let name = &body[SYNC_FIXED_LEN..];
@@ -432,7 +432,7 @@ pub fn encode_sync(
     if stem.bytes().chain(suffix.bytes()).any(|b| b == 0) {
         return Err(EncodeError::NameHasNul);
     }
-    if !(seconds >= 0.0 && seconds <= MAX_SECONDS) {
+    if !(0.0..=MAX_SECONDS).contains(&seconds) {
         return Err(EncodeError::BadSeconds(seconds.to_bits()));
     }
     let extra = SYNC_FIXED_LEN + name_len + 1;
@@ -721,7 +721,7 @@ mod tests {
         assert_eq!(out[9], 0xC0);
         assert_eq!(&out[10..15], &[0, 0, 0, 1, 0x08]);
         assert_eq!(&out[15..19], &[10, 0, 0, 2]);
-        assert_eq!(&out[19..19 + 64], long[..64].as_bytes());
+        assert_eq!(&out[19..19 + 64], &long.as_bytes()[..64]);
         assert_eq!(out[19 + 64], 0, "hostname keeps its NUL");
         assert_eq!(&out[84..90], b"0.1.0\0");
         assert_eq!(&out[125..133], b"rowplay\0");

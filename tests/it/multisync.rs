@@ -171,12 +171,10 @@ fn fpp_style_sender_late_join_ping_and_unknown() {
     };
     // a follower that comes in mid-song: first a SYNC (late join)
     let mut obs = vec![];
-    let mut n = 0;
-    for k in 0..6u32 {
+    for (n, k) in (1..).zip(0..6u32) {
         let frame = 48 + 16 * k;
         tx.send_to(&sync(2, 0, frame as f32 * 0.025, b"Song.fseq"), to)
             .unwrap();
-        n += 1;
         wait_for(|| {
             drain(&f, &mut obs);
             obs.len() == n
