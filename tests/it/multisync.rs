@@ -248,3 +248,48 @@ fn fpp_style_sender_late_join_ping_and_unknown() {
     );
     f.stop();
 }
+
+/// The player's side of sync (draining observations, the clock's steps,
+/// publishing counters, the leader's publisher) never allocates.
+#[test]
+fn the_player_side_never_allocates() {
+    use crate::player::{ALLOCS, COUNTING};
+    use rowplay::sync::pll::{Pll, Step};
+    use rowplay::sync::{ObsRing, SyncStats};
+    const P: u64 = 20_000_000;
+    let ring = ObsRing::default();
+    let stats = SyncStats::default();
+    let lead_ring = Arc::new(lead::LeadRing::default());
+    let mut publisher = lead::LeadPublisher::new(lead_ring.clone(), None);
+    let mut pll = Pll::new(5_000_000);
+    let (mut row, mut deadline) = (0u64, 1_000_000_000u64);
+    COUNTING.with(|c| c.set(true));
+    let before = ALLOCS.load(Relaxed);
+    publisher.start(0, deadline);
+    for f in 0..3000u64 {
+        if f % 10 == 0 {
+            ring.push(&Observation {
+                recv_ns: deadline - 300_000,
+                frame: 0,
+                seconds: (f * P) as f32 / 1e9,
+                epoch: 0,
+            });
+        }
+        ring.drain(|o| pll.observe(o, P));
+        match pll.steer(row + 1, deadline + P, P) {
+            Step::Jump {
+                row: r,
+                deadline: d,
+            } => (row, deadline) = (r, d),
+            s => (row, deadline) = (row + 1, s.deadline()),
+        }
+        pll.publish(&stats);
+        publisher.frame(row as u32);
+        while lead_ring.pop().is_some() {}
+    }
+    publisher.stop(true);
+    let after = ALLOCS.load(Relaxed);
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(after - before, 0);
+    assert!(pll.taken >= 300, "the clock did take the observations");
+}

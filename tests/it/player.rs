@@ -387,9 +387,9 @@ fn reload_swaps_the_library_at_a_frame_boundary() {
 // ---- the loop never allocates -------------------------------------------
 
 thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    pub(crate) static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 /// Counts allocations made by a thread that has switched counting on.
 struct CountingAlloc;
