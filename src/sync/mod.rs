@@ -8,6 +8,17 @@
 //! - [`lead`] is the leader: the player publishes what it shows through a
 //!   [`lead::LeadPublisher`], a sender thread sends the packets.
 //!
+//! Frame rates: SYNC carries seconds and frames, not a rate. A follower
+//! places master row `r` at `r x period` on the master's timeline, where
+//! `period` is the one the player passes to [`pll::Pll`] (the mapped
+//! array's own rate once per-array rates exist, else the player's). When
+//! the master and the follower's array have the same rate they show the
+//! same row at the same moment; when they differ, both show the row due at
+//! the same *time*, so the follower's row numbers differ from the master's
+//! and a follower array of another length ends at another moment. From a
+//! master that sends frame numbers only (seconds 0), the frame number is
+//! read at the follower's period, so the rates must match.
+//!
 //! Threads: the listener and the sender each run on their own thread; the
 //! player thread only touches the lock-free rings, the [`pll::Pll`] it owns
 //! and the atomic [`SyncStats`].
