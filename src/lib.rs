@@ -45,3 +45,4 @@ pub mod rt;
 pub mod selftest;
 pub mod source;
 pub mod stats;
+pub mod sync;

@@ -12,6 +12,8 @@
 //!   config, SIGHUP with and without a terminal.
 //! - `fseq`: `.fseq` fixtures packed to the independent writer's bytes,
 //!   export to `.fseq` and back, per-array rates in packs and `inspect`.
+//! - `multisync`: the MultiSync listener fed by the leader and by an
+//!   FPP-style sender over loopback: events, observations, pings.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
@@ -21,6 +23,7 @@ mod control_cli;
 mod fseq;
 mod hostile;
 mod library;
+mod multisync;
 mod net;
 mod net_peers;
 mod pack_cli;

@@ -1,0 +1,931 @@
+//! The follower's phase-locked frame clock: pure arithmetic on nanosecond
+//! integers, no wall clock.
+//!
+//! MultiSync is one-way: each SYNC says "the master was at `seconds`" and
+//! arrives after an unseen delay `d >= d_min`. The offset `o = master -
+//! local` computed from one packet is the true offset minus its delay, so
+//! the packets that arrived soonest are the best: the estimate is the
+//! *largest* drift-corrected offset over a window (a minimum filter on the
+//! delay), which makes the estimated timeline late by exactly `d_min`, the
+//! same on every follower of one network. The frequency (how fast the two
+//! clocks drift apart) is a least-squares slope through the best point of
+//! each 2-second bucket over the last minute.
+//!
+//! The player keeps absolute deadlines; [`Pll::steer`] moves each one by at
+//! most 1 % of the period toward the estimate, so rows are never skipped,
+//! repeated or bunched, and asks for a jump only when the error exceeds
+//! half a second.
+//!
+//! Master rows: row `r` of the master's timeline is due when the master is
+//! at `r * period` (plus the node's own `--multisync-offset`). Rows count
+//! from the last START and do not wrap; the player maps them onto its array
+//! (modulo its length when it loops).
+
+use crate::sync::SyncStats;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Observations kept for the offset estimate.
+pub const RING: usize = 64;
+/// The offset window once the frequency is well known (a longer window
+/// finds a sooner packet; a frequency error e adds at most e x window).
+pub const WINDOW_NS: i64 = 8_000_000_000;
+/// The window while the frequency rests on few anchors.
+pub const MID_WINDOW_NS: i64 = 4_000_000_000;
+/// The window before any frequency estimate (bounds the error an unknown
+/// drift of 200 ppm adds to 0.4 ms).
+pub const EARLY_WINDOW_NS: i64 = 2_000_000_000;
+/// Anchors for the full window.
+pub const FULL_ANCHORS: usize = 8;
+/// One frequency anchor per bucket of this length.
+pub const ANCHOR_NS: i64 = 2_000_000_000;
+/// Anchors kept (one minute).
+pub const ANCHORS: usize = 30;
+/// Anchors needed before the slope is used.
+pub const MIN_ANCHORS: usize = 3;
+/// Largest drift believed, in parts per billion (1000 ppm).
+pub const MAX_FREQ_PPB: i64 = 1_000_000;
+/// Errors above this jump instead of slewing.
+pub const JUMP_NS: i64 = 500_000_000;
+/// A packet behind the estimate by more than this is late.
+pub const LATE_NS: i64 = 2_000_000;
+/// A packet this far ahead of the estimate means the master moved; two in
+/// a row this far behind (and agreeing) mean it moved back.
+pub const RESET_NS: i64 = 100_000_000;
+/// Two packets agree on a new timeline within this.
+pub const AGREE_NS: i64 = 20_000_000;
+/// Locked: the residual after a step is below this.
+pub const LOCK_NS: i64 = 1_000_000;
+/// `secondsElapsed` at or below this means "use the frame number" (FPP's
+/// own threshold).
+pub const SECONDS_EPSILON: f32 = 0.0001;
+/// Frames with the dense cadence (every 4) at the start of a sequence.
+pub const DENSE_FRAMES: u32 = 32;
+
+/// One received SYNC, as the listener publishes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observation {
+    /// Local receive time, on the player's clock.
+    pub recv_ns: u64,
+    /// frameNumber.
+    pub frame: u32,
+    /// secondsElapsed.
+    pub seconds: f32,
+    /// Timeline epoch (the listener starts a new one at START, STOP and a
+    /// new file).
+    pub epoch: u32,
+}
+
+impl Observation {
+    /// The master's position in ns: seconds, or frames at `period_ns` when
+    /// seconds is 0.
+    pub fn master_ns(&self, period_ns: u64) -> i64 {
+        if self.seconds > SECONDS_EPSILON {
+            (self.seconds as f64 * 1e9).round() as i64
+        } else {
+            (self.frame as i64).saturating_mul(period_ns as i64)
+        }
+    }
+}
+
+/// What [`Pll::steer`] asks of the player for the next frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// No timeline yet: keep the nominal deadline.
+    Free {
+        /// The deadline.
+        deadline: u64,
+    },
+    /// Show the next row at this deadline (within 1 % of a period of the
+    /// nominal one).
+    Slew {
+        /// The deadline.
+        deadline: u64,
+    },
+    /// The error exceeds [`JUMP_NS`]: show master row `row` at `deadline`.
+    Jump {
+        /// The master row.
+        row: u64,
+        /// Its deadline.
+        deadline: u64,
+    },
+}
+
+impl Step {
+    /// The deadline, whatever the kind.
+    pub fn deadline(&self) -> u64 {
+        match *self {
+            Step::Free { deadline } | Step::Slew { deadline } | Step::Jump { deadline, .. } => {
+                deadline
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Point {
+    t: i64,
+    o: i64,
+}
+
+/// The follower clock. Fixed size, never allocates; lives on the player
+/// thread.
+#[derive(Clone, Debug)]
+pub struct Pll {
+    user_offset: i64,
+    epoch: u32,
+    ring: [Point; RING],
+    ring_len: usize,
+    ring_head: usize,
+    anchors: [Point; ANCHORS],
+    anchors_len: usize,
+    anchors_head: usize,
+    bucket: Option<(i64, Point)>,
+    freq_ppb: i64,
+    freq_known: bool,
+    back: Option<Point>,
+    last_frame: Option<u32>,
+    step_frames: Option<u32>,
+    /// SYNCs missing from the cadence.
+    pub lost: u64,
+    /// SYNCs behind the estimate by more than LATE_NS, or reordered.
+    pub late: u64,
+    /// Jumps asked for.
+    pub jumps: u64,
+    /// Observations taken.
+    pub taken: u64,
+    /// Residual of the last step (deadline minus target), ns.
+    pub error_ns: i64,
+    /// Slew of the last step, ppm of the period.
+    pub slew_ppm: i32,
+    locked: bool,
+}
+
+impl Pll {
+    /// A clock with this per-node offset (positive: show later).
+    pub fn new(user_offset_ns: i64) -> Pll {
+        Pll {
+            user_offset: user_offset_ns,
+            epoch: 0,
+            ring: [Point::default(); RING],
+            ring_len: 0,
+            ring_head: 0,
+            anchors: [Point::default(); ANCHORS],
+            anchors_len: 0,
+            anchors_head: 0,
+            bucket: None,
+            freq_ppb: 0,
+            freq_known: false,
+            back: None,
+            last_frame: None,
+            step_frames: None,
+            lost: 0,
+            late: 0,
+            jumps: 0,
+            taken: 0,
+            error_ns: 0,
+            slew_ppm: 0,
+            locked: false,
+        }
+    }
+
+    /// The epoch the clock follows.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    /// Whether there is a timeline to follow.
+    pub fn has_timeline(&self) -> bool {
+        self.ring_len > 0
+    }
+    /// Whether the last step's residual was under LOCK_NS.
+    pub fn locked(&self) -> bool {
+        self.locked
+    }
+    /// The frequency estimate in ppb (master minus local rate).
+    pub fn freq_ppb(&self) -> i64 {
+        self.freq_ppb
+    }
+
+    /// Forget the timeline (STOP); the frequency estimate is kept, since
+    /// the two clocks still drift at the same rate.
+    pub fn clear(&mut self) {
+        self.ring_len = 0;
+        self.ring_head = 0;
+        self.back = None;
+        self.last_frame = None;
+        self.step_frames = None;
+        self.locked = false;
+        self.bucket = None;
+        self.anchors_len = 0;
+        self.anchors_head = 0;
+    }
+
+    fn drift(&self, dt: i64) -> i64 {
+        ((dt as i128 * self.freq_ppb as i128) / 1_000_000_000) as i64
+    }
+
+    /// The estimated offset (master - local) at local time `t`.
+    fn offset_at(&self, t: i64) -> Option<i64> {
+        if self.ring_len == 0 {
+            return None;
+        }
+        let newest = self.ring[(self.ring_head + RING - 1) % RING].t;
+        let window = if !self.freq_known {
+            EARLY_WINDOW_NS
+        } else if self.anchors_len < FULL_ANCHORS {
+            MID_WINDOW_NS
+        } else {
+            WINDOW_NS
+        };
+        let mut best: Option<i64> = None;
+        for k in 0..self.ring_len {
+            let p = self.ring[(self.ring_head + RING - 1 - k) % RING];
+            if p.t < newest - window {
+                continue;
+            }
+            let v = p.o + self.drift(t - p.t);
+            best = Some(best.map_or(v, |b: i64| b.max(v)));
+        }
+        best
+    }
+
+    fn push(&mut self, p: Point) {
+        // Keep the ring in arrival order; a reordered packet is just an
+        // older point, harmless to a maximum.
+        self.ring[self.ring_head] = p;
+        self.ring_head = (self.ring_head + 1) % RING;
+        self.ring_len = (self.ring_len + 1).min(RING);
+        match self.bucket {
+            Some((start, best)) if p.t < start + ANCHOR_NS => {
+                if p.o > best.o {
+                    self.bucket = Some((start, p));
+                }
+            }
+            Some((_, best)) => {
+                self.anchors[self.anchors_head] = best;
+                self.anchors_head = (self.anchors_head + 1) % ANCHORS;
+                self.anchors_len = (self.anchors_len + 1).min(ANCHORS);
+                self.bucket = Some((p.t, p));
+                self.fit_freq();
+            }
+            None => self.bucket = Some((p.t, p)),
+        }
+    }
+
+    /// Least-squares slope through the anchors, relative to the first.
+    fn fit_freq(&mut self) {
+        let n = self.anchors_len;
+        if n < MIN_ANCHORS {
+            return;
+        }
+        let first = (self.anchors_head + ANCHORS - n) % ANCHORS;
+        let base = self.anchors[first];
+        let (mut st, mut so) = (0i128, 0i128);
+        for k in 0..n {
+            let p = self.anchors[(first + k) % ANCHORS];
+            st += (p.t - base.t) as i128;
+            so += (p.o - base.o) as i128;
+        }
+        let (mt, mo) = (st / n as i128, so / n as i128);
+        let (mut sxy, mut sxx) = (0i128, 0i128);
+        for k in 0..n {
+            let p = self.anchors[(first + k) % ANCHORS];
+            let x = (p.t - base.t) as i128 - mt;
+            let y = (p.o - base.o) as i128 - mo;
+            sxy += x * y;
+            sxx += x * x;
+        }
+        if sxx > 0 {
+            let ppb = (sxy * 1_000_000_000 / sxx) as i64;
+            self.freq_ppb = ppb.clamp(-MAX_FREQ_PPB, MAX_FREQ_PPB);
+            self.freq_known = true;
+        }
+    }
+
+    /// Take one observation (the rows use `period_ns` when its seconds
+    /// field is 0). Observations of an older epoch are ignored; a newer
+    /// epoch starts a new timeline.
+    pub fn observe(&mut self, obs: &Observation, period_ns: u64) {
+        if obs.epoch < self.epoch {
+            return;
+        }
+        if obs.epoch > self.epoch {
+            self.epoch = obs.epoch;
+            self.clear();
+        }
+        self.taken += 1;
+        let mut late = false;
+        match self.last_frame {
+            Some(last) if obs.frame < last => late = true,
+            Some(last) => {
+                let gap = obs.frame - last;
+                // Masters differ after the dense start (FPP every 10
+                // frames, xSchedule every 16): learn the step from the
+                // gaps, and count no loss across the change of cadence.
+                if last > DENSE_FRAMES && gap > 0 {
+                    self.step_frames = Some(self.step_frames.map_or(gap, |s| s.min(gap)));
+                }
+                let step = if obs.frame <= DENSE_FRAMES {
+                    Some(4)
+                } else if last > DENSE_FRAMES {
+                    self.step_frames
+                } else {
+                    None
+                };
+                if let Some(step) = step {
+                    let expected = gap.saturating_add(step / 2) / step;
+                    self.lost += expected.saturating_sub(1) as u64;
+                }
+                self.last_frame = Some(obs.frame);
+            }
+            None => self.last_frame = Some(obs.frame),
+        }
+        let t = obs.recv_ns as i64;
+        let p = Point {
+            t,
+            o: obs.master_ns(period_ns).saturating_sub(t),
+        };
+        match self.offset_at(t) {
+            None => self.push(p),
+            Some(est) => {
+                let r = p.o - est;
+                if r > RESET_NS {
+                    // Sooner than any delay allows: the master moved on.
+                    self.restart_with(p);
+                } else if r < -RESET_NS {
+                    late = true;
+                    match self.back {
+                        Some(b) if (p.o - b.o).abs() < AGREE_NS => {
+                            self.restart_with(b);
+                            self.push(p);
+                        }
+                        _ => self.back = Some(p),
+                    }
+                } else {
+                    late |= r < -LATE_NS;
+                    self.back = None;
+                    self.push(p);
+                }
+            }
+        }
+        if late {
+            self.late += 1;
+        }
+    }
+
+    fn restart_with(&mut self, p: Point) {
+        let (lf, sf) = (self.last_frame, self.step_frames);
+        self.clear();
+        self.last_frame = lf;
+        self.step_frames = sf;
+        self.push(p);
+    }
+
+    /// START: the master's row 0. With `next_deadline` (the player is
+    /// following and has a timeline) row 0 is that deadline, which is on
+    /// the master's cadence, so a switch lands on the same frame
+    /// everywhere; the timeline shifts by whole rows and the filter and
+    /// frequency carry over. Otherwise the timeline starts at the packet:
+    /// master 0 at `recv_ns`. Returns the deadline for row 0.
+    pub fn start(&mut self, epoch: u32, recv_ns: u64, next_deadline: Option<u64>) -> u64 {
+        self.epoch = self.epoch.max(epoch);
+        self.last_frame = Some(0);
+        self.locked = false;
+        match (next_deadline, self.offset_at(recv_ns as i64)) {
+            (Some(d), Some(_)) if self.ring_len > 0 => {
+                let d = d as i64;
+                let old = self.offset_at(d).unwrap_or(0);
+                let delta = (self.user_offset - d) - old;
+                for p in self.ring.iter_mut().take(RING) {
+                    p.o += delta;
+                }
+                for a in self.anchors.iter_mut() {
+                    a.o += delta;
+                }
+                if let Some((_, b)) = self.bucket.as_mut() {
+                    b.o += delta;
+                }
+                self.back = None;
+                d as u64
+            }
+            _ => {
+                let (lf, sf) = (Some(0), self.step_frames);
+                self.clear();
+                self.last_frame = lf;
+                self.step_frames = sf;
+                let t = recv_ns as i64;
+                self.push(Point { t, o: -t });
+                self.target(0, 0, recv_ns as i64).max(0) as u64
+            }
+        }
+    }
+
+    /// The local deadline of master row `row`, estimating near `near`.
+    fn target(&self, row: u64, period: u64, near: i64) -> i64 {
+        let o = self.offset_at(near).unwrap_or(0);
+        (row as i64)
+            .saturating_mul(period as i64)
+            .saturating_add(self.user_offset)
+            .saturating_sub(o)
+    }
+
+    /// The first master row due at or after local `not_before`, and its
+    /// deadline: where a late joiner starts.
+    pub fn join(&self, not_before: u64, period_ns: u64) -> Option<(u64, u64)> {
+        let o = self.offset_at(not_before as i64)?;
+        let p = period_ns.max(1) as i64;
+        let m = not_before as i64 + o - self.user_offset;
+        let row = if m <= 0 { 0 } else { (m + p - 1) / p } as u64;
+        Some((
+            row,
+            self.target(row, period_ns, not_before as i64).max(0) as u64,
+        ))
+    }
+
+    /// Steer the deadline of master row `row`: `nominal` is the previous
+    /// deadline plus `period_ns`. Never allocates.
+    pub fn steer(&mut self, row: u64, nominal: u64, period_ns: u64) -> Step {
+        let n = nominal as i64;
+        if self.ring_len == 0 {
+            self.slew_ppm = 0;
+            return Step::Free { deadline: nominal };
+        }
+        let target = self.target(row, period_ns, n);
+        let err = n - target;
+        if err.abs() > JUMP_NS {
+            self.jumps += 1;
+            let (row, deadline) = self.join(nominal, period_ns).unwrap_or((row, nominal));
+            self.error_ns = 0;
+            self.slew_ppm = 0;
+            self.locked = false;
+            return Step::Jump { row, deadline };
+        }
+        let max = (period_ns / 100) as i64;
+        let c = (-err).clamp(-max, max);
+        self.error_ns = err + c;
+        self.slew_ppm = (c as i128 * 1_000_000 / period_ns.max(1) as i128) as i32;
+        self.locked = self.error_ns.abs() < LOCK_NS;
+        Step::Slew {
+            deadline: (n + c).max(0) as u64,
+        }
+    }
+
+    /// Copy the counters the status shows into `stats`. No allocation.
+    pub fn publish(&self, stats: &SyncStats) {
+        stats.lost.store(self.lost, Relaxed);
+        stats.late.store(self.late, Relaxed);
+        stats.jumps.store(self.jumps, Relaxed);
+        stats.error_us.store(self.error_ns / 1000, Relaxed);
+        stats.slew_ppm.store(self.slew_ppm, Relaxed);
+        stats.locked.store(self.locked, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: u64 = 20_000_000;
+
+    /// A small deterministic generator (splitmix64).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            if n == 0 {
+                0
+            } else {
+                self.next() % n
+            }
+        }
+    }
+
+    /// A master and one follower on a mock true time line.
+    struct Sim {
+        /// Follower clock: local = true * (1 + drift_ppm) + offset.
+        drift_ppm: i64,
+        local_offset: i64,
+        /// Delay of each packet: uniform in 0..jitter_ns, plus base.
+        base_delay: u64,
+        jitter_ns: u64,
+        /// Drop each SYNC with this probability (percent).
+        loss_pct: u64,
+        /// Every `reorder`-th packet is held back past the next one.
+        reorder: u64,
+        /// SYNC every this many frames after the dense start.
+        cadence: u32,
+        /// Master frame at which it jumps, and by how many frames.
+        jump: Option<(u64, u64)>,
+        /// Send the seconds field as 0 (frame numbers only).
+        frames_only: bool,
+        seed: u64,
+        frames: u64,
+    }
+
+    struct Run {
+        /// (master row shown, its true show time - the master's time of it).
+        errors: Vec<(u64, i64)>,
+        deadlines: Vec<(u64, u64)>,
+        steps: Vec<Step>,
+        pll: Pll,
+        first_sync_true: i64,
+    }
+
+    impl Sim {
+        fn new() -> Sim {
+            Sim {
+                drift_ppm: 0,
+                local_offset: 1_000_000_007,
+                base_delay: 300_000,
+                jitter_ns: 0,
+                loss_pct: 0,
+                reorder: 0,
+                cadence: 10,
+                jump: None,
+                frames_only: false,
+                seed: 0x9E37_79B9_7F4A_7C15,
+                frames: 3000,
+            }
+        }
+        fn local(&self, t: i64) -> i64 {
+            t + t * self.drift_ppm / 1_000_000 + self.local_offset
+        }
+        fn true_of(&self, l: i64) -> i64 {
+            // inverse of local(); exact enough in f64 for these spans
+            ((l - self.local_offset) as f64 / (1.0 + self.drift_ppm as f64 / 1e6)) as i64
+        }
+        /// The master's row at true time t, and the true time of the
+        /// master's frame `f` (the master starts at true 0).
+        fn master_time_of_frame(&self, f: u64) -> i64 {
+            match self.jump {
+                Some((at, by)) if f >= at + by => ((f - by) * P) as i64,
+                _ => (f * P) as i64,
+            }
+        }
+        fn run(&self) -> Run {
+            let mut rng = Rng(self.seed);
+            // The master's packets: frame numbers it reaches at true times.
+            let mut packets: Vec<(i64, Observation)> = Vec::new();
+            let mut f = 0u64;
+            let mut k = 0u64;
+            loop {
+                let t = self.master_time_of_frame(f);
+                if t > ((self.frames + 10) * P) as i64 {
+                    break;
+                }
+                let send = f > 0
+                    && if f <= DENSE_FRAMES as u64 {
+                        f % 4 == 0
+                    } else {
+                        (f - DENSE_FRAMES as u64) % self.cadence as u64 == 0
+                    };
+                if send && rng.below(100) >= self.loss_pct {
+                    k += 1;
+                    let mut delay = self.base_delay + rng.below(self.jitter_ns);
+                    if self.reorder > 0 && k % self.reorder == 0 {
+                        delay += 250_000_000;
+                    }
+                    let arrive = t + delay as i64;
+                    let secs = if self.frames_only {
+                        0.0
+                    } else {
+                        (f as f64 * P as f64 / 1e9) as f32
+                    };
+                    packets.push((
+                        self.local(arrive),
+                        Observation {
+                            recv_ns: self.local(arrive) as u64,
+                            frame: f as u32,
+                            seconds: secs,
+                            epoch: 0,
+                        },
+                    ));
+                }
+                f = match self.jump {
+                    Some((at, by)) if f + 1 == at => at + by,
+                    _ => f + 1,
+                };
+            }
+            packets.sort_by_key(|p| p.0);
+            let first_sync_true = self.true_of(packets[0].0);
+            let mut pll = Pll::new(0);
+            let mut next = 0usize;
+            // the follower joins on the first SYNC
+            pll.observe(&packets[0].1, P);
+            next += 1;
+            let (mut row, mut deadline) = pll.join(packets[0].0 as u64 + P / 4, P).unwrap();
+            let mut run = Run {
+                errors: vec![],
+                deadlines: vec![],
+                steps: vec![],
+                pll: Pll::new(0),
+                first_sync_true,
+            };
+            for _ in 0..self.frames {
+                // frame shown at `deadline`: its error against the master
+                let shown = self.true_of(deadline as i64);
+                run.errors.push((row, shown - (row * P) as i64));
+                run.deadlines.push((row, deadline));
+                // observations that arrived up to this deadline
+                while next < packets.len() && packets[next].0 <= deadline as i64 {
+                    pll.observe(&packets[next].1, P);
+                    next += 1;
+                }
+                let step = pll.steer(row + 1, deadline + P, P);
+                run.steps.push(step);
+                match step {
+                    Step::Jump {
+                        row: r,
+                        deadline: d,
+                    } => {
+                        row = r;
+                        deadline = d;
+                    }
+                    s => {
+                        row += 1;
+                        deadline = s.deadline();
+                    }
+                }
+            }
+            run.pll = pll;
+            run
+        }
+    }
+
+    /// Rows strictly consecutive and each period within 1 % of nominal,
+    /// for every step that is not a jump.
+    fn assert_no_skip_or_repeat(run: &Run) {
+        for (w, s) in run.deadlines.windows(2).zip(run.steps.iter()) {
+            if matches!(s, Step::Jump { .. }) {
+                continue;
+            }
+            assert_eq!(w[1].0, w[0].0 + 1, "row skipped or repeated");
+            let d = w[1].1 as i64 - w[0].1 as i64;
+            assert!((d - P as i64).abs() <= (P / 100) as i64, "period {d}");
+        }
+    }
+
+    /// |error| relative to the smallest delay (the bias every node of one
+    /// network shares) over the frames from `from`: (p99, max).
+    fn err_after(run: &Run, from: usize, bias: i64) -> (i64, i64) {
+        let mut v: Vec<i64> = run.errors[from..]
+            .iter()
+            .map(|&(_, e)| (e - bias).abs())
+            .collect();
+        v.sort_unstable();
+        (v[v.len() * 99 / 100], v[v.len() - 1])
+    }
+
+    /// The first frame whose error is under LOCK_NS.
+    fn lock_frame(run: &Run, bias: i64) -> usize {
+        run.errors
+            .iter()
+            .position(|&(_, e)| (e - bias).abs() < LOCK_NS)
+            .unwrap()
+    }
+
+    /// Lock within 2 s of the first SYNC, in true time.
+    fn assert_lock_within_2s(run: &Run, lock: usize) {
+        let t = (run.errors[lock].0 * P) as i64 - run.first_sync_true;
+        assert!(t <= 2_000_000_000, "lock {t} ns after the first SYNC");
+    }
+
+    #[test]
+    fn fixed_offset_locks_at_once_and_stays() {
+        let s = Sim::new();
+        let run = s.run();
+        assert_no_skip_or_repeat(&run);
+        let bias = s.base_delay as i64;
+        let (_, max) = err_after(&run, 0, bias);
+        assert!(max < 100_000, "{max}");
+        assert_eq!(run.pll.jumps, 0);
+        assert_eq!(run.pll.lost, 0);
+        assert_eq!(run.pll.late, 0);
+        // f32 seconds are exact to well under a microsecond at these times
+        assert!(run.pll.error_ns.abs() < 50_000);
+    }
+
+    #[test]
+    fn drift_of_200_ppm_either_way_is_tracked() {
+        for ppm in [200, -200] {
+            let mut s = Sim::new();
+            s.drift_ppm = ppm;
+            s.jitter_ns = 4_000_000;
+            s.frames = 30_000; // 10 minutes
+            let run = s.run();
+            assert_no_skip_or_repeat(&run);
+            assert_eq!(run.pll.jumps, 0, "{ppm}");
+            let bias = s.base_delay as i64;
+            let lock = lock_frame(&run, bias);
+            assert_lock_within_2s(&run, lock);
+            // the acceptance figures for 0-4 ms of delay
+            let (p99, max) = err_after(&run, lock, bias);
+            assert!(
+                p99 <= 1_000_000 && max <= 2_000_000,
+                "{ppm} ppm: {p99} {max}"
+            );
+            // the frequency estimate found the drift (sign: master - local)
+            let f = run.pll.freq_ppb();
+            assert!((f + ppm * 1000).abs() < 20_000, "{ppm} ppm: freq {f} ppb");
+        }
+    }
+
+    #[test]
+    fn ten_ms_of_jitter_and_5_percent_loss_stay_bounded() {
+        let mut s = Sim::new();
+        s.jitter_ns = 10_000_000;
+        s.loss_pct = 5;
+        s.drift_ppm = 100;
+        s.frames = 15_000;
+        let run = s.run();
+        assert_no_skip_or_repeat(&run);
+        assert_eq!(run.pll.jumps, 0);
+        let bias = s.base_delay as i64;
+        let lock = lock_frame(&run, bias);
+        assert_lock_within_2s(&run, lock);
+        // within 2 ms (p99) of the soonest packets, though single packets
+        // scatter over 10 ms
+        let (p99, max) = err_after(&run, lock, bias);
+        assert!(p99 <= 2_000_000 && max <= 4_000_000, "{p99} {max}");
+        // with 10 ms of jitter most packets are behind the best by > 2 ms
+        assert!(run.pll.late > run.pll.taken / 2);
+    }
+
+    #[test]
+    fn half_the_syncs_lost_are_counted_and_harmless() {
+        let mut s = Sim::new();
+        s.jitter_ns = 4_000_000;
+        s.loss_pct = 50;
+        s.drift_ppm = -150;
+        s.frames = 15_000;
+        let run = s.run();
+        assert_no_skip_or_repeat(&run);
+        assert_eq!(run.pll.jumps, 0);
+        let bias = s.base_delay as i64;
+        let lock = lock_frame(&run, bias);
+        assert_lock_within_2s(&run, lock);
+        let (p99, max) = err_after(&run, lock, bias);
+        assert!(p99 <= 1_500_000 && max <= 3_000_000, "{p99} {max}");
+        let sent = 8 + (s.frames - 32) / 10;
+        assert!(
+            run.pll.lost > sent * 4 / 10 && run.pll.lost < sent * 6 / 10,
+            "lost {} of {sent}",
+            run.pll.lost
+        );
+    }
+
+    #[test]
+    fn reordered_packets_are_late_and_harmless() {
+        let mut s = Sim::new();
+        s.jitter_ns = 2_000_000;
+        s.reorder = 5;
+        let run = s.run();
+        assert_no_skip_or_repeat(&run);
+        assert_eq!(run.pll.jumps, 0);
+        let held = run.pll.taken / 5;
+        assert!(run.pll.late >= held, "late {} held {held}", run.pll.late);
+        let bias = s.base_delay as i64;
+        let lock = lock_frame(&run, bias);
+        assert_lock_within_2s(&run, lock);
+        let (p99, max) = err_after(&run, lock, bias);
+        assert!(p99 <= 1_000_000 && max <= 2_000_000, "{p99} {max}");
+    }
+
+    #[test]
+    fn frame_numbers_alone_drive_the_clock() {
+        let mut s = Sim::new();
+        s.frames_only = true;
+        s.cadence = 16; // xSchedule
+        s.jitter_ns = 1_000_000;
+        let run = s.run();
+        assert_no_skip_or_repeat(&run);
+        let bias = s.base_delay as i64;
+        let lock = lock_frame(&run, bias);
+        assert_lock_within_2s(&run, lock);
+        let (p99, max) = err_after(&run, lock, bias);
+        assert!(p99 <= 1_000_000 && max <= 2_000_000, "{p99} {max}");
+        assert_eq!(run.pll.lost, 0, "the 16-frame cadence is learned");
+    }
+
+    #[test]
+    fn a_master_that_jumps_far_is_followed_by_one_jump() {
+        let mut s = Sim::new();
+        // at frame 500 the master skips 100 frames (2 s) ahead
+        s.jump = Some((500, 100));
+        let run = s.run();
+        assert_eq!(run.pll.jumps, 1);
+        let j = run
+            .steps
+            .iter()
+            .position(|st| matches!(st, Step::Jump { .. }))
+            .unwrap();
+        // after the jump: consecutive rows again and locked to the master
+        let after = Run {
+            errors: run.errors[j + 1..].to_vec(),
+            deadlines: run.deadlines[j + 1..].to_vec(),
+            steps: run.steps[j + 1..].to_vec(),
+            pll: run.pll.clone(),
+            first_sync_true: 0,
+        };
+        assert_no_skip_or_repeat(&after);
+        // the error against the master's new timeline (row r is now due
+        // at (r - 100) * P) is small once the jump is taken
+        let worst = run.errors[j + 2..]
+            .iter()
+            .map(|&(r, e)| (e + 100 * P as i64 - s.base_delay as i64).abs() * (r >= 600) as i64)
+            .max()
+            .unwrap();
+        assert!(worst < LOCK_NS, "{worst}");
+    }
+
+    #[test]
+    fn a_small_master_jump_is_slewed_not_jumped() {
+        let mut s = Sim::new();
+        // 5 frames (100 ms... under the jump threshold): slew at 1 %
+        s.jump = Some((500, 10));
+        s.frames = 2000;
+        let run = s.run();
+        assert_eq!(run.pll.jumps, 0);
+        assert_no_skip_or_repeat(&run);
+        // 200 ms at 0.2 ms per frame: caught up within ~1000 frames
+        let (_, e) = run.errors[run.errors.len() - 1];
+        assert!((e + 10 * P as i64 - s.base_delay as i64).abs() < LOCK_NS);
+    }
+
+    #[test]
+    fn user_offset_shows_later() {
+        let mut a = Pll::new(0);
+        let mut b = Pll::new(30_000_000);
+        let obs = Observation {
+            recv_ns: 10_000_000_000,
+            frame: 100,
+            seconds: 2.0,
+            epoch: 0,
+        };
+        a.observe(&obs, P);
+        b.observe(&obs, P);
+        let (ra, da) = a.join(10_000_000_000, P).unwrap();
+        let (rb, db) = b.join(10_000_000_000, P).unwrap();
+        assert_eq!((ra, da), (100, 10_000_000_000));
+        // with 30 ms later, row 100 is due 30 ms later, so row 99 is the
+        // first due after now
+        assert_eq!((rb, db), (99, 10_000_000_000 + 30_000_000 - P));
+    }
+
+    #[test]
+    fn start_on_a_timeline_lands_on_the_next_deadline() {
+        let mut p = Pll::new(0);
+        let mut obs = Observation {
+            recv_ns: 5_000_000_000,
+            frame: 50,
+            seconds: 1.0,
+            epoch: 1,
+        };
+        p.observe(&obs, P);
+        // follower's next deadline on the master cadence
+        let d = 5_000_000_000 + 3 * P;
+        assert_eq!(p.start(2, 5_000_000_000 + 2 * P + 5_000_000, Some(d)), d);
+        assert_eq!(p.epoch(), 2);
+        // the master's frame 4 of the new sequence arrives 4 periods later
+        obs = Observation {
+            recv_ns: d + 4 * P,
+            frame: 4,
+            seconds: 0.08,
+            epoch: 2,
+        };
+        p.observe(&obs, P);
+        assert!(matches!(p.steer(1, d + P, P), Step::Slew { deadline } if deadline == d + P));
+        assert_eq!(p.late, 0);
+        // an old-epoch packet is ignored
+        let before = p.taken;
+        obs.epoch = 1;
+        p.observe(&obs, P);
+        assert_eq!(p.taken, before);
+        // no timeline: START counts from the packet
+        let mut q = Pll::new(0);
+        assert!(matches!(q.steer(0, 7, P), Step::Free { deadline: 7 }));
+        assert_eq!(q.start(1, 9_000, None), 9_000);
+    }
+
+    #[test]
+    fn publish_copies_counters() {
+        let mut p = Pll::new(0);
+        p.lost = 3;
+        p.late = 4;
+        p.jumps = 5;
+        p.error_ns = -1_500_000;
+        p.slew_ppm = -10_000;
+        let s = SyncStats::default();
+        p.publish(&s);
+        assert_eq!(s.lost.load(Relaxed), 3);
+        assert_eq!(s.late.load(Relaxed), 4);
+        assert_eq!(s.jumps.load(Relaxed), 5);
+        assert_eq!(s.error_us.load(Relaxed), -1500);
+        assert_eq!(s.slew_ppm.load(Relaxed), -10_000);
+    }
+}
