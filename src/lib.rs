@@ -15,6 +15,7 @@
 //!   outputs (terminal, capture file, wire file).
 //! - [`control`] is the socket protocol and command queue, [`config`] the
 //!   TOML configuration and [`board`] the built-in board profiles.
+//! - [`http`] is the web page, the JSON API and the WLED subset.
 //! - [`demo`] generates the built-in demo library; [`app`] runs the
 //!   subcommands that [`cli`] defines.
 
@@ -27,6 +28,7 @@ pub mod color;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod http;
 pub mod import;
 pub mod library;
 pub mod loader;
