@@ -9,8 +9,10 @@
 //!   stop, signals, abuse, refused realtime.
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
+//! - `http`: the HTTP server over a fake player: routes, limits, tokens, WLED.
 
 mod hostile;
+mod http;
 mod library;
 mod pack_cli;
 mod play_cli;
