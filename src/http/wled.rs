@@ -79,12 +79,11 @@ fn view(ctx: &Ctx) -> View {
     }
 }
 
-fn led_count(ctx: &Ctx, v: &View) -> u32 {
-    let lib = ctx.backend.library();
-    v.index
-        .and_then(|i| lib.info(i))
-        .map(|i| i.leds)
-        .unwrap_or_else(|| lib.max_leds())
+/// The widest array's LED count: it stays the same from array to array,
+/// as a strip's length does (a change makes WLED clients fetch everything
+/// again).
+fn led_count(ctx: &Ctx, _v: &View) -> u32 {
+    ctx.backend.library().max_leds()
 }
 
 fn state(ctx: &Ctx, v: &View) -> Value {

@@ -22,6 +22,7 @@ struct Fake {
     log: Mutex<Vec<String>>,
     state: Mutex<(&'static str, Option<u32>, f64)>,
     frames: AtomicU64,
+    /// LEDs of the made-up frames; 0: show the playing array's head rows.
     leds: usize,
 }
 
@@ -89,6 +90,17 @@ impl Backend for Fake {
         // A new frame on every call: LED i is (i, frame, 0).
         let n = self.frames.fetch_add(1, SeqCst) + 1;
         dst.clear();
+        if self.leds == 0 {
+            let s = *self.state.lock().unwrap();
+            let i = s.1?;
+            let info = self.lib.info(i)?;
+            let rows = info.rows.min(self.lib.head_rows());
+            let row = self.lib.head_row(i, (n % rows as u64) as u32)?;
+            for px in row.chunks_exact(info.channels as usize) {
+                dst.extend(px[..3].iter().map(|&b| (b as f64 * s.2) as u8));
+            }
+            return Some(n);
+        }
         for i in 0..self.leds {
             dst.extend_from_slice(&[i as u8, n as u8, 0]);
         }
@@ -797,4 +809,150 @@ fn figures_for_ten_thousand_arrays() {
         worst.as_secs_f64() * 1e3,
         thumb.as_secs_f64() * 1e3
     );
+}
+
+/// The venv with `wled` and `selenium` (see tests/peers/), or `None` with
+/// a note when `ROWPLAY_PEERS_VENV` is not set.
+fn peers_venv(what: &str) -> Option<std::path::PathBuf> {
+    match std::env::var_os("ROWPLAY_PEERS_VENV") {
+        Some(v) => Some(std::path::PathBuf::from(v)),
+        None => {
+            eprintln!(
+                "skipped {what}: set ROWPLAY_PEERS_VENV to a venv with wled==1.1.1 and selenium"
+            );
+            None
+        }
+    }
+}
+
+/// Run `f` on a thread in a new network namespace with only `lo` up: the
+/// server it starts and the programs it runs see no other network.
+fn in_own_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: unshare affects only the calling thread's namespaces.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        let st = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("run ip");
+        assert!(st.success());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn peer_script(venv: &std::path::Path, script: &str, args: &[&str]) -> String {
+    let py = venv.join("bin/python");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/");
+    let o = std::process::Command::new(py)
+        .arg(format!("{path}{script}"))
+        .args(args)
+        .output()
+        .expect("run the peer script");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{script} failed:\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// The real `wled` 1.1.1 client: update, off, on with brightness, presets
+/// by id and by name, and updates after them (which use /json/si).
+#[test]
+fn wled_client_drives_it() {
+    let Some(venv) = peers_venv("the wled client test") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(library(dir.path(), arrays()));
+    let fake2 = fake.clone();
+    let out = in_own_netns(move || {
+        let s = HttpSettings::new("127.0.0.1:80".parse().unwrap());
+        let server = http::start(s, fake2).unwrap();
+        let out = peer_script(&venv, "wled_client.py", &["127.0.0.1"]);
+        server.stop();
+        out
+    });
+    let steps: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    eprintln!("{out}");
+    let first = &steps[0];
+    assert_eq!(first["ver"], "0.15.0");
+    assert_eq!(first["brand"], "rowplay");
+    assert_eq!(first["on"], true);
+    assert_eq!(first["presets"]["2"], "wave_0");
+    let wave4 = fake.lib.find("wave_4").unwrap();
+    assert_eq!(
+        fake.log(),
+        [
+            "stop",
+            "brightness 0.5020",
+            "resume",
+            "play #1",
+            &format!("play #{wave4}")
+        ]
+    );
+    let last = steps.last().unwrap();
+    assert_eq!(last["preset"], wave4 + 1);
+    assert_eq!(last["bri"], 128);
+    assert_eq!(last["on"], true);
+}
+
+/// The page in headless Chromium: it lists the arrays, filters as one
+/// types, plays the one tapped, sets the brightness from the slider and
+/// draws the live strip; the screenshot is left for a person to look at.
+#[test]
+fn the_page_in_a_real_browser() {
+    let Some(venv) = peers_venv("the browser test") else {
+        return;
+    };
+    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
+        eprintln!("skipped the browser test: no /usr/bin/chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake = Fake::new(library(dir.path(), arrays()));
+    Arc::get_mut(&mut fake).unwrap().leds = 0;
+    let fake2 = fake.clone();
+    let out_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("http-page");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let shot = out_dir.join("page.png");
+    let _ = std::fs::remove_file(&shot);
+    let shot2 = shot.clone();
+    let out = in_own_netns(move || {
+        let s = HttpSettings::new("127.0.0.1:0".parse().unwrap());
+        let server = http::start(s, fake2).unwrap();
+        let url = format!("http://{}/", server.local_addr());
+        let out = peer_script(&venv, "page.py", &[&url, shot2.to_str().unwrap()]);
+        server.stop();
+        out
+    });
+    eprintln!("{out}screenshot: {}", shot.display());
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["listed"], "8 arrays");
+    assert_eq!(r["brightness"], "40%");
+    assert_eq!(r["message"], "");
+    assert_eq!(r["playing"], 1);
+    let wave3 = fake.lib.find("wave_3").unwrap();
+    let log = fake.log();
+    assert_eq!(log[0], format!("play #{wave3}"));
+    assert_eq!(log.last().unwrap(), "brightness 0.40");
+    let st = fake.status();
+    assert_eq!(
+        (st["array"].clone(), st["brightness"].clone()),
+        (json!("wave_3"), json!(0.4f32 as f64))
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
 }
