@@ -666,10 +666,7 @@ fn wled_api() {
         info["product"],
         format!("rowplay {}", env!("CARGO_PKG_VERSION"))
     );
-    assert_eq!(
-        info["leds"]["count"], 20,
-        "LEDs of the array playing (Fire_RGBW)"
-    );
+    assert_eq!(info["leds"]["count"], 6000, "LEDs of the widest array");
     assert_eq!(info["fxcount"], 1);
     assert_eq!(info["ws"], -1);
     assert!(info["fs"]["pmt"].is_number() && info["uptime"].is_number());
