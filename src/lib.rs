@@ -22,6 +22,9 @@
 //!   the built-in [`demo`]); [`atomic`] writes files that appear whole.
 //! - [`app`] resolves settings and runs the subcommands that [`cli`]
 //!   defines.
+//! - [`http`] is the web page, the JSON API and the WLED subset; [`net`]
+//!   receives live DDP, E1.31 and Art-Net input; [`sync`] follows and leads
+//!   FPP MultiSync.
 
 pub mod app;
 pub mod atomic;
@@ -33,6 +36,7 @@ pub mod color;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod http;
 pub mod import;
 pub mod library;
 pub mod loader;
