@@ -230,6 +230,24 @@ pub struct PlayArgs {
     /// Most bytes the heads may lock (default: a quarter of RAM).
     #[arg(long, value_name = "BYTES")]
     pub heads_budget: Option<u64>,
+    /// Serve the web page and HTTP API here, e.g. 0.0.0.0:8080 (off unless
+    /// given).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<String>,
+    /// Requests that change something need `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "TOKEN")]
+    pub http_token: Option<String>,
+    /// Read the token from this file (mode 0600), so it shows neither in
+    /// `ps` nor in the config.
+    #[arg(long, value_name = "FILE")]
+    pub http_token_file: Option<PathBuf>,
+    /// Read-only requests need the token too.
+    #[arg(long)]
+    pub http_token_read: bool,
+    /// The WLED JSON endpoints need no token (for clients that cannot send
+    /// one, such as Home Assistant's).
+    #[arg(long)]
+    pub wled_open: bool,
     /// Clock for the frame loop (`step` is for tests).
     #[arg(long, value_enum, default_value = "monotonic", hide = true)]
     pub clock: ClockArg,

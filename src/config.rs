@@ -45,6 +45,27 @@ pub struct Config {
     /// GPIO buttons.
     #[serde(default, rename = "button")]
     pub buttons: Vec<ButtonConfig>,
+    /// The web page and HTTP API.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: the web page and HTTP API (off unless `listen` is set).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `ADDR:PORT`, e.g. `0.0.0.0:80`.
+    pub listen: Option<String>,
+    /// Token for requests that change something.
+    pub token: Option<String>,
+    /// File holding the token (mode 0600).
+    pub token_file: Option<PathBuf>,
+    /// Read-only requests need the token too.
+    pub token_read: Option<bool>,
+    /// The WLED endpoints need no token.
+    pub wled_open: Option<bool>,
+    /// Array names offered as WLED presets (default: the first 250).
+    pub wled_presets: Option<Vec<String>>,
 }
 
 /// `[led]`: the strip.

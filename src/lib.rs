@@ -36,6 +36,7 @@ pub mod color;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod handoff;
 pub mod http;
 pub mod import;
 pub mod library;

@@ -202,6 +202,9 @@ pub struct Player<C: Clock> {
     frames: u64,
     /// The period of arrays without a rate of their own.
     default_period: u64,
+    /// Door 3: every frame handed out is published here (for the HTTP
+    /// preview), without a lock or an allocation.
+    publish: Option<crate::handoff::SlotWriter>,
     /// Playback time so far: the sum of the periods of the frames shown.
     played_ns: u64,
 }
@@ -258,6 +261,7 @@ impl<C: Clock> Player<C> {
             switch_unshown: false,
             frames: 0,
             default_period: period,
+            publish: None,
             played_ns: 0,
         }
     }
@@ -309,6 +313,12 @@ impl<C: Clock> Player<C> {
             row: 0,
         });
         t
+    }
+
+    /// Publish every frame handed out into `w` (door 3), whose frames must
+    /// be `leds x output channels` bytes long.
+    pub fn publish_frames(&mut self, w: crate::handoff::SlotWriter) {
+        self.publish = Some(w);
     }
 
     /// The output (for its drop and error counters).
@@ -384,6 +394,18 @@ impl<C: Clock> Player<C> {
         }
         self.frames += 1;
         Stats::bump(&self.stats.frames);
+        if let Some(w) = &mut self.publish {
+            // `pix` still holds the frame just handed out (the next one is
+            // prepared after this).
+            let f = w.back();
+            let n = self.pix.len().min(f.pixels.len());
+            f.pixels[..n].copy_from_slice(&self.pix[..n]);
+            f.pixels[n..].fill(0);
+            f.counter = self.frames;
+            f.t_ns = t;
+            f.source = meta.array;
+            w.publish();
+        }
         self.stats.array.store(meta.array, Relaxed);
         self.stats.row.store(meta.row, Relaxed);
         self.last = meta;

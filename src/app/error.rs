@@ -6,6 +6,7 @@ use crate::buttons::ButtonError;
 use crate::config::ConfigError;
 use crate::control::socket::SocketError;
 use crate::control::ClientError;
+use crate::http::HttpError;
 use crate::import::ImportError;
 use crate::library::LibraryError;
 use crate::output::chip::ChipError;
@@ -67,6 +68,8 @@ pub enum AppError {
         /// The name asked for.
         name: String,
     },
+    /// The HTTP server could not start.
+    Http(HttpError),
     /// `verify` found bad arrays (one line each).
     Verify(Vec<String>),
 }
@@ -114,6 +117,7 @@ impl fmt::Display for AppError {
                 f,
                 "{pack}: no array named {name:?} (see `rowplay inspect {pack}`)"
             ),
+            AppError::Http(e) => write!(f, "{e}"),
             AppError::Verify(lines) => write!(f, "{}", lines.join("; ")),
         }
     }
@@ -149,6 +153,7 @@ from!(
     ButtonError => Buttons,
     SelftestError => Selftest,
     OutputError => Output,
+    HttpError => Http,
 );
 
 #[cfg(test)]

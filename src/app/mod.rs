@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod ctl;
 pub mod error;
+pub mod http_backend;
 pub mod pack;
 pub mod play;
 pub mod progress;

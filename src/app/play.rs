@@ -188,6 +188,30 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
         crate::buttons::start(&s.buttons, submit)?
     };
 
+    // The web page and HTTP API (door 1 for commands, door 3 for frames).
+    let mut publish = None;
+    let _http = match &s.http {
+        None => None,
+        Some(h) => {
+            let (writer, reader) = crate::handoff::frame_slot(leds * channels);
+            publish = Some(writer);
+            let mut hs = crate::http::HttpSettings::new(h.listen);
+            hs.token = match &h.token_file {
+                Some(f) => Some(crate::http::read_token_file(f)?),
+                None => h.token.clone(),
+            };
+            hs.token_read = h.token_read;
+            hs.wled_open = h.wled_open;
+            hs.wled_presets = h.wled_presets.clone();
+            let backend = Arc::new(super::http_backend::PlayerBackend::new(
+                path.clone(),
+                reader,
+                channels,
+            ));
+            Some(crate::http::start(hs, backend)?)
+        }
+    };
+
     let pcfg = PlayerConfig {
         fps: s.fps,
         force_fps: s.force_fps,
@@ -238,6 +262,9 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
                 None => Box::new(Monotonic),
             };
             let mut p = Player::new(bundle, clock, out, pipe, &player_links, pcfg);
+            if let Some(w) = publish {
+                p.publish_frames(w);
+            }
             if rt_priority > 0 {
                 // Now that the loop's buffers exist, lock them too (a refusal
                 // was already reported at start).

@@ -47,6 +47,8 @@ pub enum SettingsError {
     Color(ColorError),
     /// `selftest` without a chip.
     SelftestNeedsChip,
+    /// `--http` / `[http] listen` is not `ADDR:PORT`.
+    HttpListen(String),
 }
 
 impl fmt::Display for SettingsError {
@@ -79,6 +81,10 @@ impl fmt::Display for SettingsError {
             SettingsError::ColorOrder(e) => write!(f, "{e}"),
             SettingsError::Chip(e) => write!(f, "{e}"),
             SettingsError::Color(e) => write!(f, "{e}"),
+            SettingsError::HttpListen(a) => write!(
+                f,
+                "--http {a:?} is not ADDR:PORT (e.g. 0.0.0.0:8080, or 127.0.0.1:0 for any free port)"
+            ),
             SettingsError::SelftestNeedsChip => write!(
                 f,
                 "selftest needs a chip: add --chip (e.g. --chip apa102) or [led] chip in the config"
@@ -231,6 +237,47 @@ pub enum PlaylistChoice {
     None,
 }
 
+/// The web page and HTTP API, when asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpChoice {
+    /// Where to listen.
+    pub listen: std::net::SocketAddr,
+    /// The token, given directly.
+    pub token: Option<String>,
+    /// Or the file to read it from (at start).
+    pub token_file: Option<PathBuf>,
+    /// Reads need the token too.
+    pub token_read: bool,
+    /// The WLED endpoints need no token.
+    pub wled_open: bool,
+    /// WLED presets by name.
+    pub wled_presets: Vec<String>,
+}
+
+fn http(a: &PlayArgs, cfg: &Config) -> Result<Option<HttpChoice>, SettingsError> {
+    let Some(listen) = a.http.as_deref().or(cfg.http.listen.as_deref()) else {
+        return Ok(None);
+    };
+    let addr = listen
+        .parse()
+        .map_err(|_| SettingsError::HttpListen(listen.to_string()))?;
+    // A token on the command line beats a token file in the config, and the
+    // other way round: the flag level wins as a whole.
+    let (token, token_file) = if a.http_token.is_some() || a.http_token_file.is_some() {
+        (a.http_token.clone(), a.http_token_file.clone())
+    } else {
+        (cfg.http.token.clone(), cfg.http.token_file.clone())
+    };
+    Ok(Some(HttpChoice {
+        listen: addr,
+        token,
+        token_file,
+        token_read: a.http_token_read || cfg.http.token_read.unwrap_or(false),
+        wled_open: a.wled_open || cfg.http.wled_open.unwrap_or(false),
+        wled_presets: cfg.http.wled_presets.clone().unwrap_or_default(),
+    }))
+}
+
 /// Everything `rowplay play` needs, resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlaySettings {
@@ -275,6 +322,8 @@ pub struct PlaySettings {
     pub clock: ClockArg,
     /// GPIO buttons.
     pub buttons: Vec<ButtonConfig>,
+    /// The web page and HTTP API, if asked for.
+    pub http: Option<HttpChoice>,
 }
 
 /// Resolve `rowplay play`. `stdout_is_terminal` decides the default output.
@@ -383,6 +432,7 @@ pub fn play(
         heads_budget: a.heads_budget,
         clock: a.clock,
         buttons: cfg.buttons.clone(),
+        http: http(a, cfg)?,
     })
 }
 
@@ -727,6 +777,30 @@ mod tests {
             PlaylistChoice::Entries(e) => assert_eq!(e.len(), 3),
             p => panic!("{p:?}"),
         }
+    }
+
+    #[test]
+    fn http_is_off_unless_asked_and_flags_beat_the_config() {
+        assert_eq!(resolve("play", "").http, None);
+        let c = "[http]\nlisten = \"0.0.0.0:80\"\ntoken_file = \"/etc/t\"\nwled_open = true\nwled_presets = [\"a\"]";
+        let h = resolve("play", c).http.unwrap();
+        assert_eq!(h.listen, "0.0.0.0:80".parse().unwrap());
+        assert_eq!(
+            (h.token, h.token_file),
+            (None, Some(PathBuf::from("/etc/t")))
+        );
+        assert!(h.wled_open && !h.token_read);
+        assert_eq!(h.wled_presets, ["a"]);
+        let h = resolve(
+            "play --http 127.0.0.1:0 --http-token s3 --http-token-read",
+            c,
+        )
+        .http
+        .unwrap();
+        assert_eq!(h.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!((h.token.as_deref(), h.token_file), (Some("s3"), None));
+        assert!(h.token_read);
+        assert!(err("play --http 8080", "").starts_with("--http \"8080\" is not ADDR:PORT"));
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub mod mapping;
 pub mod mux;
 pub mod receiver;
 pub mod settings;
-pub mod slot;
+/// The triple buffer and the futex wake-up (shared with the frame loop).
+pub use crate::handoff as slot;
 pub mod stats;
 
 pub use mapping::{Mapping, MappingError};

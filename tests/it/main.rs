@@ -18,12 +18,14 @@
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
 //!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
+//! - `http_cli`: the real binary with `--http`: commands, tokens, the live stream.
 //! - `http`: the HTTP server over a fake player: routes, limits, tokens, WLED.
 
 mod control_cli;
 mod fseq;
 mod hostile;
 mod http;
+mod http_cli;
 mod library;
 mod multisync;
 mod net;

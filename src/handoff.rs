@@ -1,6 +1,7 @@
-//! The hand-over from the receiver thread to the frame loop: a lock-free
-//! single-writer, single-reader triple buffer of frames, and a futex the
-//! player sleeps on with an absolute deadline.
+//! Hand-overs that never block either side: a lock-free single-writer,
+//! single-reader triple buffer of frames (door 2: a live receiver to the
+//! frame loop; door 3: the frame loop's last frame to the HTTP preview),
+//! and a futex the player sleeps on with an absolute deadline.
 //!
 //! Triple buffer: three preallocated frames. The writer owns one (back),
 //! the reader owns one (front), the third sits in the middle. Publishing
