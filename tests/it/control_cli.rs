@@ -9,84 +9,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Guard against a hang only; healthy runs take well under a second.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-fn wait_for_socket(sock: &Path, child: &mut Child) {
-    let t = Instant::now();
-    while UnixStream::connect(sock).is_err() {
-        if let Ok(Some(st)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!(
-                "player exited ({st}) before opening {}: {err}",
-                sock.display()
-            );
-        }
-        assert!(t.elapsed() < DEADLINE, "no socket at {}", sock.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn ctl(sock: &Path, line: &str) -> String {
-    rowplay::control::ctl(Some(sock), line).unwrap()
-}
-
-fn status(sock: &Path) -> serde_json::Value {
-    serde_json::from_str(&ctl(sock, "status")).unwrap()
-}
-
-fn frames(sock: &Path) -> u64 {
-    status(sock)["frames"].as_u64().unwrap()
-}
-
-/// Grant `n` frames and wait until they are played.
-fn step(sock: &Path, n: u64) {
-    let target = frames(sock) + n;
-    assert_eq!(ctl(sock, &format!("step {n}")), "ok");
-    let t = Instant::now();
-    while frames(sock) < target {
-        assert!(t.elapsed() < DEADLINE, "frames did not advance");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn stop(mut child: Child, sock: &Path) -> std::process::ExitStatus {
-    // SAFETY: plain kill(2) on our child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = rowplay::control::ctl(Some(sock), "step 1");
-    child.wait().unwrap()
-}
-
-fn stepping_player(dir: &Path, pack: &Path) -> (Child, PathBuf, PathBuf) {
-    let sock = dir.join("s.sock");
-    let cap = dir.join("cap.bin");
-    let mut child = Command::new(bin())
-        .args([
-            "play",
-            pack.to_str().unwrap(),
-            "--clock",
-            "step",
-            "--rt-priority",
-            "0",
-        ])
-        .arg("--socket")
-        .arg(&sock)
-        .arg("--output")
-        .arg(format!("capture:{}", cap.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_socket(&sock, &mut child);
-    (child, sock, cap)
-}
 
 /// A raw client that sends one line and does not read yet.
 fn send(sock: &Path, line: &str) -> BufReader<UnixStream> {
@@ -133,7 +57,7 @@ fn an_accepted_switch_is_pending_until_its_row_0_is_out_and_wait_answers_then() 
         ],
         8,
     );
-    let (child, sock, cap) = stepping_player(dir.path(), &p);
+    let (child, sock, cap) = stepping_player(dir.path(), &p, &[]);
     step(&sock, 3);
     let st = status(&sock);
     assert_eq!(st["pending"], serde_json::Value::Null);
@@ -344,7 +268,7 @@ fn without_runtime_folders_the_player_makes_one_and_ctl_finds_it() {
 fn ctl_takes_its_socket_from_the_config_like_play() {
     let dir = tempfile::tempdir().unwrap();
     let p = pack(dir.path(), vec![named("a", 1, 4, 2)], 8);
-    let (child, sock, _cap) = stepping_player(dir.path(), &p);
+    let (child, sock, _cap) = stepping_player(dir.path(), &p, &[]);
     let cfg = dir.path().join("config.toml");
     std::fs::write(&cfg, format!("socket = {:?}\n", sock.display().to_string())).unwrap();
     let o = rowplay(&["ctl", "--config", cfg.to_str().unwrap(), "status", "--json"]);

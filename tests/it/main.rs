@@ -14,6 +14,8 @@
 //!   export to `.fseq` and back, per-array rates in packs and `inspect`.
 //! - `multisync`: the MultiSync listener fed by the leader and by an
 //!   FPP-style sender over loopback: events, observations, pings.
+//! - `rates`: per-array frame rates on a stepping clock; a pack of the
+//!   release before rates plays as before.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
@@ -33,5 +35,6 @@ mod net_peers;
 mod pack_cli;
 mod play_cli;
 mod player;
+mod rates;
 mod util;
 mod wire;

@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests.
 
 use rowplay::import::{Array, NamedArray};
+use std::io::Read;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The real binary under test.
 pub fn bin() -> PathBuf {
@@ -100,4 +103,83 @@ pub fn skip_slow() -> bool {
 pub fn pack_folder(src: &Path, out: &Path) {
     let o = rowplay(&["pack", src.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Guard against a hang only; healthy runs take well under a second.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn wait_for_socket(sock: &Path, child: &mut Child) {
+    let t = Instant::now();
+    while UnixStream::connect(sock).is_err() {
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!(
+                "player exited ({st}) before opening {}: {err}",
+                sock.display()
+            );
+        }
+        assert!(t.elapsed() < DEADLINE, "no socket at {}", sock.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn ctl(sock: &Path, line: &str) -> String {
+    rowplay::control::ctl(Some(sock), line).unwrap()
+}
+
+pub fn status(sock: &Path) -> serde_json::Value {
+    serde_json::from_str(&ctl(sock, "status")).unwrap()
+}
+
+pub fn frames(sock: &Path) -> u64 {
+    status(sock)["frames"].as_u64().unwrap()
+}
+
+/// Grant `n` frames and wait until they are played.
+pub fn step(sock: &Path, n: u64) {
+    let target = frames(sock) + n;
+    assert_eq!(ctl(sock, &format!("step {n}")), "ok");
+    let t = Instant::now();
+    while frames(sock) < target {
+        assert!(t.elapsed() < DEADLINE, "frames did not advance");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+pub fn stop(mut child: Child, sock: &Path) -> std::process::ExitStatus {
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = rowplay::control::ctl(Some(sock), "step 1");
+    child.wait().unwrap()
+}
+
+/// `rowplay play PACK --clock step` with a socket and a capture file in
+/// `dir`, plus `extra` arguments; returns once the socket answers.
+pub fn stepping_player(dir: &Path, pack: &Path, extra: &[&str]) -> (Child, PathBuf, PathBuf) {
+    let sock = dir.join("s.sock");
+    let cap = dir.join("cap.bin");
+    let mut child = Command::new(bin())
+        .args([
+            "play",
+            pack.to_str().unwrap(),
+            "--clock",
+            "step",
+            "--rt-priority",
+            "0",
+        ])
+        .arg("--socket")
+        .arg(&sock)
+        .arg("--output")
+        .arg(format!("capture:{}", cap.display()))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&sock, &mut child);
+    (child, sock, cap)
 }
