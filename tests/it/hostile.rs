@@ -16,7 +16,6 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const HOSTILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile");
@@ -28,27 +27,16 @@ const CHILD_AS_LIMIT: u64 = 1 << 30;
 /// Only a guard against a hang; a healthy run takes well under a second.
 const CHILD_DEADLINE: Duration = Duration::from_secs(120);
 
-/// A scratch folder removed on drop (no tempfile crate in the tree).
-struct Scratch(PathBuf);
+/// A scratch folder, removed on drop.
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new() -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("rowplay-hostile-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch(tempfile::tempdir().unwrap())
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.0.path().join(rel)
     }
 }
 
