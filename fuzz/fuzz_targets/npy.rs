@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         Some(b) if b & 1 == 1 => FloatMax::Full,
         _ => FloatMax::One,
     };
-    if let Ok(a) = npy::parse(data, &ImportOptions { float_max }) {
+    if let Ok(a) = npy::parse(data, &ImportOptions {
+        float_max,
+        ..ImportOptions::default()
+    }) {
         assert!(a.channels == 3 || a.channels == 4);
         assert!(a.rows >= 1 && a.leds >= 1);
         assert!(a.leds as usize * a.channels as usize <= MAX_ROW_BYTES);
