@@ -19,6 +19,7 @@
 //! site, whatever their content type. No response ever carries
 //! `Access-Control-Allow-*`, so no page elsewhere can read the answers.
 
+pub mod context;
 pub mod request;
 pub mod routes;
 pub mod server;

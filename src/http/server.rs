@@ -154,7 +154,7 @@ pub fn start(settings: HttpSettings, backend: Arc<dyn Backend>) -> Result<HttpSe
     let thread = std::thread::Builder::new()
         .name("rowplay-http".into())
         .spawn(move || {
-            let mut ctx = Ctx::new(backend, settings);
+            let mut ctx = Ctx::new(backend, settings, super::wled::mac_address());
             serve(&listener, &mut ctx, &stop2);
         })
         .map_err(HttpError::Thread)?;

@@ -18,8 +18,8 @@
 //! the full state, as WLED answers (the `wled` client needs it). There is no
 //! `/ws`, so `info.ws` is -1 ("unsupported").
 
+use super::context::{Ctx, Response};
 use super::request::{decode_component, form_pairs, Head};
-use super::routes::{Ctx, Response};
 use super::MAX_PRESETS;
 use serde_json::{json, Map, Value};
 

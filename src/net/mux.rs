@@ -34,10 +34,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-/// Sources kept at once.
-pub const MAX_SOURCES: usize = 16;
-/// The priority DDP and Art-Net sources count as.
-pub const DEFAULT_PRIORITY: u8 = 100;
+pub use super::stats::{DEFAULT_PRIORITY, MAX_SOURCES};
 /// Art-Net 4: a node leaves synchronous mode 4 s after the last ArtSync.
 pub const ARTSYNC_TIMEOUT_NS: u64 = 4_000_000_000;
 

@@ -3,11 +3,15 @@
 //! and the `live` JSON object made from them.
 
 use super::mapping::{Mapping, MAX_UNIVERSES};
-use super::mux::MAX_SOURCES;
 use super::Protocol;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+
+/// Sources kept at once.
+pub const MAX_SOURCES: usize = 16;
+/// The priority DDP and Art-Net sources count as.
+pub const DEFAULT_PRIORITY: u8 = 100;
 
 /// Counters of one source slot. `id` 0 means the slot is free.
 #[derive(Default)]
@@ -42,7 +46,7 @@ impl SourceStats {
     pub(crate) fn begin(&self, id: u32, p: Protocol, addr: Ipv4Addr, now: u64) {
         self.protocol.store(p as u8, Relaxed);
         self.addr.store(u32::from(addr), Relaxed);
-        self.priority.store(super::mux::DEFAULT_PRIORITY, Relaxed);
+        self.priority.store(DEFAULT_PRIORITY, Relaxed);
         for w in &self.name {
             w.store(0, Relaxed);
         }
