@@ -1,5 +1,5 @@
 //! Live-input settings as plain values, and parsers of their string forms
-//! (the integrator fills [`NetSettings`] from flags and the `[network]`
+//! (the application fills [`NetSettings`] from flags and the `[network]`
 //! config table).
 
 use super::mapping::{DEFAULT_CHANNELS_PER_UNIVERSE, DEFAULT_FIRST_ARTNET, DEFAULT_FIRST_E131};

@@ -227,7 +227,7 @@ impl SyncStats {
     }
 }
 
-/// What the listener asks of the player. The integrator maps these onto
+/// What the listener asks of the player. The application maps these onto
 /// the command path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncEvent {
