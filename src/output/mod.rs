@@ -13,6 +13,7 @@
 pub mod apa102;
 pub mod chip;
 pub mod decode;
+pub mod gpio;
 pub mod order;
 pub mod record;
 pub mod sk9822;
