@@ -200,6 +200,10 @@ pub struct PlayArgs {
     /// (tests: SPI outputs run without SPI hardware).
     #[arg(long, hide = true, value_name = "DIR")]
     pub spi_stand_in: Option<PathBuf>,
+    /// Replace the GPIO chip by recorders of every level change of every
+    /// pin (tests: gpio and gpio-clocked outputs run without a Pi).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub gpio_stand_in: Option<PathBuf>,
 }
 
 /// `rowplay ctl`.

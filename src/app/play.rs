@@ -12,7 +12,7 @@ use crate::control::{self, socket, CommandPath};
 use crate::library::{human_bytes, Library, OpenOptions};
 use crate::output::chip::Encoder;
 use crate::output::record::{FileSink, Recorder};
-use crate::output::{self, spi, Output};
+use crate::output::{self, gpio, spi, Output};
 use crate::player::{Bundle, Links, Player, PlayerConfig, Slot};
 use crate::playlist::{self, PlaylistSpec};
 use crate::{atomic, rt, source};
@@ -49,6 +49,14 @@ fn record_file(p: &std::path::Path) -> Result<FileSink, AppError> {
         .map_err(|e| AppError::Io(io::Error::new(e.kind(), format!("{}: {e}", p.display()))))
 }
 
+/// The stand-in's record of the level changes of `pins`:
+/// `DIR/gpio5-6.edges` (records as `wire:`, one byte per change,
+/// `pin << 1 | level`).
+fn edges_path(dir: &std::path::Path, pins: &[u8]) -> PathBuf {
+    let names: Vec<String> = pins.iter().map(|p| p.to_string()).collect();
+    dir.join(format!("gpio{}.edges", names.join("-")))
+}
+
 /// A `wire:` recorder of what `enc` would send, into `p`.
 fn wire_recorder(p: &std::path::Path, enc: &Encoder) -> Result<Box<dyn Output>, AppError> {
     Ok(Box::new(Recorder::start(
@@ -67,9 +75,11 @@ fn open_output(
     path: &CommandPath,
 ) -> Result<Slot, AppError> {
     let first = o.first as usize;
-    let count = match o.count {
-        Some(c) => c as usize,
-        None => leds.saturating_sub(first),
+    let count = match (o.count, &o.kind) {
+        (Some(c), _) => c as usize,
+        // One pin per channel value: as many LEDs as the pins cover.
+        (None, OutputKind::Gpio { pins, .. }) => pins.len().div_ceil(lib_channels.max(1)),
+        (None, _) => leds.saturating_sub(first),
     };
     let encoder = match o.chip {
         Some(c) => Some(Encoder::try_new(c, count)?),
@@ -114,20 +124,81 @@ fn open_output(
                 Box::new(spi::SpiOutput::open(&params, enc.clone())?)
             }
         },
-        (OutputKind::GpioClocked { .. } | OutputKind::Gpio { .. }, _) => {
-            return Err(AppError::Io(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "output kind {} is not available in this build",
-                    o.kind.name()
-                ),
-            )))
+        (
+            OutputKind::GpioClocked {
+                data_pin,
+                clock_pin,
+                hz,
+            },
+            Some(enc),
+        ) => {
+            let bcm = [*data_pin, *clock_pin];
+            match &s.gpio_stand_in {
+                Some(dir) => {
+                    let cap = gpio::clocked_log_cap(enc.frame_len());
+                    let log = Recorder::start(record_file(&edges_path(dir, &bcm))?, cap, None)?;
+                    Box::new(gpio::ClockedOutput::new(
+                        gpio::EdgeLog::new(&bcm, cap),
+                        enc.clone(),
+                        *hz,
+                        Some(Box::new(log)),
+                    ))
+                }
+                None => Box::new(gpio::ClockedOutput::new(
+                    gpio::RppalPins::open(&bcm)?,
+                    enc.clone(),
+                    *hz,
+                    None,
+                )),
+            }
         }
-        // Settings refuse wire and spi without a chip.
-        (OutputKind::Wire(_) | OutputKind::Spi, None) => Box::new(output::Null),
+        (
+            OutputKind::Gpio {
+                pins,
+                threshold,
+                pwm_hz,
+            },
+            _,
+        ) => {
+            // A gpio output's record is its pin levels per frame.
+            let record = match &o.record {
+                Some(p) => Some(
+                    Box::new(Recorder::start(record_file(p)?, pins.len(), None)?)
+                        as Box<dyn Output>,
+                ),
+                None => None,
+            };
+            match &s.gpio_stand_in {
+                Some(dir) => {
+                    let cap = 2 * pins.len();
+                    let log = Recorder::start(record_file(&edges_path(dir, pins))?, cap, None)?;
+                    Box::new(gpio::PinsOutput::new(
+                        gpio::EdgeLog::new(pins, cap),
+                        pins.len(),
+                        *threshold,
+                        *pwm_hz,
+                        Some(Box::new(log)),
+                        record,
+                    )?)
+                }
+                None => Box::new(gpio::PinsOutput::new(
+                    gpio::RppalPins::open(pins)?,
+                    pins.len(),
+                    *threshold,
+                    *pwm_hz,
+                    None,
+                    record,
+                )?),
+            }
+        }
+        // Settings refuse wire, spi and gpio-clocked without a chip.
+        (OutputKind::Wire(_) | OutputKind::Spi | OutputKind::GpioClocked { .. }, None) => {
+            Box::new(output::Null)
+        }
     };
-    let out = match (&o.record, &encoder) {
-        (Some(p), Some(enc)) => Box::new(output::Tee::new(out, wire_recorder(p, enc)?)),
+    let out = match (&o.record, &encoder, &o.kind) {
+        (_, _, OutputKind::Gpio { .. }) => out,
+        (Some(p), Some(enc), _) => Box::new(output::Tee::new(out, wire_recorder(p, enc)?)),
         _ => out,
     };
     Ok(Slot::new(o.kind.name(), out, pipe, first, count, o.reverse))

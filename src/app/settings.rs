@@ -437,6 +437,8 @@ pub struct PlaySettings {
     pub outputs: Vec<OutputSettings>,
     /// `--spi-stand-in DIR`: spidev replaced by wire recorders in DIR.
     pub spi_stand_in: Option<PathBuf>,
+    /// `--gpio-stand-in DIR`: the GPIO chip replaced by edge recorders in DIR.
+    pub gpio_stand_in: Option<PathBuf>,
     /// The SPI bus.
     pub spi: SpiBusSettings,
     /// The control socket (`None` = a default location).
@@ -583,6 +585,7 @@ pub fn play(
         color,
         outputs,
         spi_stand_in: a.spi_stand_in.clone(),
+        gpio_stand_in: a.gpio_stand_in.clone(),
         spi,
         socket: a.socket.clone().or(cfg.socket.clone()),
         stats_json: a.stats_json.clone(),
