@@ -194,9 +194,10 @@ pub struct PlayArgs {
     /// Gamma (1.0 = off; 2.2 by default when a chip is configured).
     #[arg(long)]
     pub gamma: Option<f32>,
-    /// term, null, capture:PATH, wire:PATH or spi.
+    /// term, null, capture:PATH, wire:PATH or spi; may be given more than
+    /// once (each shows the whole strip; they replace the config's outputs).
     #[arg(long, value_name = "KIND[:ARG]")]
-    pub output: Option<String>,
+    pub output: Vec<String>,
     /// Control socket path.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
@@ -251,6 +252,14 @@ pub struct PlayArgs {
     /// Clock for the frame loop (`step` is for tests).
     #[arg(long, value_enum, default_value = "monotonic", hide = true)]
     pub clock: ClockArg,
+    /// Replace the spidev devices by recorders of the exact wire bytes
+    /// (tests: SPI outputs run without SPI hardware).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub spi_stand_in: Option<PathBuf>,
+    /// Replace the GPIO chip by recorders of every level change of every
+    /// pin (tests: gpio and gpio-clocked outputs run without a Pi).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub gpio_stand_in: Option<PathBuf>,
 }
 
 /// `rowplay ctl`.

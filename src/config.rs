@@ -21,8 +21,11 @@ pub struct Config {
     pub board: Option<String>,
     /// Frames per second.
     pub fps: Option<u32>,
-    /// Output, as `--output` takes it (`spi`, `term`, `null`, `capture:PATH`, `wire:PATH`).
-    pub output: Option<String>,
+    /// Outputs: one as `--output` takes it (`output = "spi"`, `term`,
+    /// `null`, `capture:PATH`, `wire:PATH`, with `[led]`/`[spi]`), or a list
+    /// of `[[output]]` tables.
+    #[serde(default)]
+    pub output: Option<OutputField>,
     /// Control socket path.
     pub socket: Option<PathBuf>,
     /// SCHED_FIFO priority of the player (0 = do not ask).
@@ -31,12 +34,10 @@ pub struct Config {
     pub require_rt: Option<bool>,
     /// Array to start with.
     pub start: Option<String>,
-    /// The LED strip.
-    #[serde(default)]
-    pub led: LedConfig,
-    /// The SPI bus.
-    #[serde(default)]
-    pub spi: SpiConfig,
+    /// The LED strip (single-output form).
+    pub led: Option<LedConfig>,
+    /// The SPI bus (single-output form).
+    pub spi: Option<SpiConfig>,
     /// The colour pipeline.
     #[serde(default)]
     pub color: ColorConfig,
@@ -66,6 +67,108 @@ pub struct HttpConfig {
     pub wled_open: Option<bool>,
     /// Array names offered as WLED presets (default: the first 250).
     pub wled_presets: Option<Vec<String>>,
+}
+
+/// The `output` key: the single form or the `[[output]]` list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutputField {
+    /// `output = "KIND[:ARG]"`.
+    One(String),
+    /// `[[output]]` tables, in the order frames are written.
+    Many(Vec<OutputConfig>),
+}
+
+impl<'de> Deserialize<'de> for OutputField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor rather than `untagged`, so that a typo inside an
+        // `[[output]]` table keeps its own message ("unknown field ...").
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OutputField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string such as \"spi\", or [[output]] tables")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OutputField, E> {
+                Ok(OutputField::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OutputField, A::Error> {
+                let mut v = Vec::new();
+                while let Some(o) = seq.next_element::<OutputConfig>()? {
+                    v.push(o);
+                }
+                Ok(OutputField::Many(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What an `[[output]]` table drives.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputKindName {
+    /// A strip on an SPI bus.
+    Spi,
+    /// A clocked strip (APA102, SK9822, WS2801) bit-banged on two GPIO pins.
+    GpioClocked,
+    /// One GPIO pin per channel (discrete LEDs, relays).
+    Gpio,
+    /// The chip's wire bytes to a record file.
+    Wire,
+    /// Pixels to a record file.
+    Capture,
+    /// The terminal preview.
+    Term,
+    /// Nowhere.
+    Null,
+}
+
+/// `[[output]]`: one output and the slice of the row it shows.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// What it is.
+    pub kind: Option<OutputKindName>,
+    /// Record file of `wire` and `capture`.
+    pub path: Option<PathBuf>,
+    /// Also write `wire:` records (pin levels for `gpio`) of what a
+    /// hardware output sends.
+    pub record: Option<PathBuf>,
+    /// LED chip.
+    pub chip: Option<crate::output::chip::ChipKind>,
+    /// Wire colour order.
+    pub color_order: Option<String>,
+    /// First LED of the row it shows (default 0).
+    pub first: Option<u32>,
+    /// LEDs it shows (default: to the end of the strip).
+    pub count: Option<u32>,
+    /// Show the slice back to front.
+    pub reverse: Option<bool>,
+    /// SPI bus.
+    pub bus: Option<u8>,
+    /// SPI chip select.
+    pub cs: Option<u8>,
+    /// SPI clock (or bit-bang clock of `gpio-clocked`) in Hz.
+    pub hz: Option<u32>,
+    /// BCM data pin of `gpio-clocked`.
+    pub data_pin: Option<u8>,
+    /// BCM clock pin of `gpio-clocked`.
+    pub clock_pin: Option<u8>,
+    /// BCM pins of `gpio`, one per channel.
+    pub pins: Option<Vec<u8>>,
+    /// `gpio`: a channel at or above this is on (default 128).
+    pub threshold: Option<u8>,
+    /// `gpio`: software PWM at this rate instead of on/off.
+    pub pwm_hz: Option<u32>,
+    /// Gamma of this output.
+    pub gamma: Option<f32>,
+    /// Brightness of this output, 0..1.
+    pub brightness: Option<f32>,
+    /// Supply budget of this output in mA.
+    pub max_current_ma: Option<u32>,
 }
 
 /// `[led]`: the strip.
@@ -156,6 +259,18 @@ pub struct ButtonConfig {
     pub debounce_ms: Option<u32>,
 }
 
+impl Config {
+    /// `[led]`, or its defaults when absent.
+    pub fn led(&self) -> LedConfig {
+        self.led.clone().unwrap_or_default()
+    }
+
+    /// `[spi]`, or its defaults when absent.
+    pub fn spi(&self) -> SpiConfig {
+        self.spi.clone().unwrap_or_default()
+    }
+}
+
 /// A config file that could not be read or parsed.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -231,8 +346,11 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.led.chip, Some(crate::output::chip::ChipKind::Sk6812Rgbw));
-        assert_eq!(c.spi.hz, Some(3_200_000));
+        assert_eq!(
+            c.led().chip,
+            Some(crate::output::chip::ChipKind::Sk6812Rgbw)
+        );
+        assert_eq!(c.spi().hz, Some(3_200_000));
         let p = c.playlist.unwrap();
         assert_eq!(p.entries.len(), 3);
         assert_eq!(
@@ -244,6 +362,27 @@ mod tests {
             }
         );
         assert_eq!(c.buttons[0].pin, 17);
+    }
+
+    #[test]
+    fn output_is_a_string_or_a_list_of_tables() {
+        let c = parse("output = \"spi\"").unwrap();
+        assert_eq!(c.output, Some(OutputField::One("spi".into())));
+        let c = parse(
+            "[[output]]\nkind = \"spi\"\nchip = \"apa102\"\ncount = 10\n[[output]]\nkind = \"gpio-clocked\"\ndata_pin = 5\nclock_pin = 6",
+        )
+        .unwrap();
+        let Some(OutputField::Many(v)) = c.output else {
+            panic!("{:?}", c.output)
+        };
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].kind, Some(OutputKindName::Spi));
+        assert_eq!(v[0].count, Some(10));
+        assert_eq!((v[1].data_pin, v[1].clock_pin), (Some(5), Some(6)));
+        let e = parse("[[output]]\nkind = \"spi\"\nfrist = 3").unwrap_err();
+        assert!(e.contains("frist"), "{e}");
+        let e = parse("[[output]]\nkind = \"hdmi\"").unwrap_err();
+        assert!(e.contains("hdmi"), "{e}");
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::loader::{Loader, PlayerSide, RowState, Want};
 use crate::output::{FrameMeta, Output, ALL_OFF};
 use crate::playlist::{Cursor, Go};
 pub use crate::playlist::{Order, PlaylistItem};
-use crate::stats::{Miss, Stats, STATE_FINISHED, STATE_PAUSED, STATE_PLAYING, STATE_STOPPED};
+use crate::stats::{
+    Miss, OutputStats, Stats, STATE_FINISHED, STATE_PAUSED, STATE_PLAYING, STATE_STOPPED,
+};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -160,6 +162,92 @@ pub struct PlayerConfig {
     pub seed: u64,
 }
 
+/// Most colour channels a source LED has (RGBW).
+const MAX_SRC_CHANNELS: usize = 4;
+
+/// One output in the player's list: the output, its own colour pipeline, the
+/// slice of the row it shows, and its buffers (made here, never in the loop).
+pub struct Slot {
+    out: Box<dyn Output>,
+    pipe: Pipeline,
+    first: usize,
+    count: usize,
+    reverse: bool,
+    /// The slice of the source row, in the order the output shows it.
+    src: Vec<u8>,
+    /// The slice after the colour pipeline.
+    pix: Vec<u8>,
+    stats: Arc<OutputStats>,
+}
+
+impl Slot {
+    /// An output of `kind` showing `count` LEDs of the row from LED `first`,
+    /// back to front when `reverse`, through its own `pipe`.
+    pub fn new(
+        kind: &'static str,
+        out: Box<dyn Output>,
+        pipe: Pipeline,
+        first: usize,
+        count: usize,
+        reverse: bool,
+    ) -> Slot {
+        Slot {
+            src: vec![0; count * MAX_SRC_CHANNELS],
+            pix: vec![0; count * pipe.out_channels()],
+            stats: Arc::new(OutputStats::new(kind, first, count)),
+            out,
+            pipe,
+            first,
+            count,
+            reverse,
+        }
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Arc<OutputStats> {
+        &self.stats
+    }
+
+    /// The output.
+    pub fn output(&self) -> &dyn Output {
+        &*self.out
+    }
+
+    /// LEDs it shows.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Channels per LED after its pipeline (3 or 4).
+    pub fn channels(&self) -> usize {
+        self.pipe.out_channels()
+    }
+
+    /// Take this output's slice of `row` (`leds` LEDs of `channels`), run
+    /// it through the pipeline and let the output prepare it. LEDs past the
+    /// row are black. Never allocates.
+    fn render(&mut self, row: &[u8], leds: usize, channels: usize) {
+        let ch = channels.clamp(1, MAX_SRC_CHANNELS);
+        let n = self.count;
+        let leds = leds.min(row.len() / ch);
+        let src = &mut self.src[..n * ch];
+        for (i, d) in src.chunks_exact_mut(ch).enumerate() {
+            let led = self.first + if self.reverse { n - 1 - i } else { i };
+            match row.get(led * ch..(led + 1) * ch) {
+                Some(s) if led < leds => d.copy_from_slice(s),
+                _ => d.fill(0),
+            }
+        }
+        self.pipe.apply(src, ch, &mut self.pix);
+        self.out.prepare(&self.pix);
+    }
+
+    fn dark(&mut self) {
+        self.pix.fill(0);
+        self.out.prepare(&self.pix);
+    }
+}
+
 /// What the upcoming frame is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Upcoming {
@@ -177,14 +265,12 @@ enum Upcoming {
 pub struct Player<C: Clock> {
     b: Box<Bundle>,
     clock: C,
-    out: Box<dyn Output>,
-    pipe: Pipeline,
+    outs: Vec<Slot>,
     cmds: Arc<CommandQueue>,
     retired: Arc<RetiredQueue>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     cfg: PlayerConfig,
-    pix: Vec<u8>,
     ticker: Ticker,
     // Position of the upcoming frame.
     array: u32,
@@ -210,7 +296,8 @@ pub struct Player<C: Clock> {
 }
 
 impl<C: Clock> Player<C> {
-    /// Make a player; every buffer the loop needs is allocated here.
+    /// Make a player with one output showing the whole strip; every buffer
+    /// the loop needs is allocated here.
     pub fn new(
         bundle: Box<Bundle>,
         clock: C,
@@ -219,6 +306,30 @@ impl<C: Clock> Player<C> {
         links: &Links,
         cfg: PlayerConfig,
     ) -> Player<C> {
+        let slot = Slot::new("output", out, pipe, 0, cfg.leds, false);
+        Player::with_outputs(bundle, clock, vec![slot], links, cfg)
+    }
+
+    /// Make a player that writes every frame to each of `outs`, in this
+    /// order. With none, frames go nowhere.
+    pub fn with_outputs(
+        bundle: Box<Bundle>,
+        clock: C,
+        mut outs: Vec<Slot>,
+        links: &Links,
+        cfg: PlayerConfig,
+    ) -> Player<C> {
+        if outs.is_empty() {
+            let pipe = Pipeline::new(Default::default(), 3);
+            outs.push(Slot::new(
+                "null",
+                Box::new(crate::output::Null),
+                pipe,
+                0,
+                0,
+                false,
+            ));
+        }
         let Links {
             cmds,
             retired,
@@ -226,23 +337,24 @@ impl<C: Clock> Player<C> {
             stop,
         } = links.clone();
         let period = 1_000_000_000 / cfg.fps.max(1) as u64;
-        let pix = vec![0; cfg.leds * pipe.out_channels()];
         let mut bundle = bundle;
         bundle.cursor.set_mode(cfg.order, cfg.seed);
         stats
             .brightness_milli
-            .store((pipe.brightness() * 1000.0).round() as u32, Relaxed);
+            .store((outs[0].pipe.brightness() * 1000.0).round() as u32, Relaxed);
+        // A second player on the same links (tests) keeps the first list.
+        let _ = stats
+            .outputs
+            .set(outs.iter().map(|o| o.stats.clone()).collect());
         Player {
             b: bundle,
             clock,
-            out,
-            pipe,
+            outs,
             cmds,
             retired,
             stats,
             stop,
             cfg,
-            pix,
             ticker: Ticker::new(0, period),
             array: 0,
             row: 0,
@@ -296,34 +408,43 @@ impl<C: Clock> Player<C> {
         }
     }
 
-    /// Send one all-off frame and stop the output's writer.
+    /// Send one all-off frame and stop the outputs' writers.
     pub fn finish(&mut self) {
         self.send_all_off();
-        self.out.finish();
+        for s in &mut self.outs {
+            s.out.finish();
+        }
     }
 
     /// Send one all-off frame now (outside the cadence); returns its time.
     fn send_all_off(&mut self) -> u64 {
-        self.pix.fill(0);
-        self.out.prepare(&self.pix);
         let t = self.clock.now_ns();
-        let _ = self.out.send(&FrameMeta {
+        let meta = FrameMeta {
             t_ns: t,
             array: ALL_OFF,
             row: 0,
-        });
+        };
+        for s in &mut self.outs {
+            s.dark();
+            let _ = s.out.send(&meta);
+        }
         t
     }
 
-    /// Publish every frame handed out into `w` (door 3), whose frames must
-    /// be `leds x output channels` bytes long.
+    /// Publish every frame handed out into `w` (door 3): the first output's
+    /// pixels (its `count x output channels` bytes).
     pub fn publish_frames(&mut self, w: crate::handoff::SlotWriter) {
         self.publish = Some(w);
     }
 
-    /// The output (for its drop and error counters).
+    /// The first output (for its drop and error counters).
     pub fn output(&self) -> &dyn Output {
-        &*self.out
+        &*self.outs[0].out
+    }
+
+    /// The outputs, in the order frames are written.
+    pub fn outputs(&self) -> &[Slot] {
+        &self.outs
     }
 
     /// The current bundle.
@@ -369,15 +490,30 @@ impl<C: Clock> Player<C> {
                 self.last // the output still holds the previous frame
             }
         };
+        // The frame is handed out at `t`: the first output's hand-off is
+        // what a miss is judged by; each output's own send is timed.
         let t = self.clock.now_ns();
         meta.t_ns = t;
-        if self.out.send(&meta).is_err() {
-            Stats::bump(&self.stats.output_errors);
+        let (mut dropped, mut write_errors) = (0, 0);
+        for s in &mut self.outs {
+            let t0 = self.clock.now_ns();
+            let r = s.out.send(&meta);
+            s.stats
+                .write_ns
+                .record(self.clock.now_ns().saturating_sub(t0));
+            Stats::bump(&s.stats.frames);
+            if r.is_err() {
+                Stats::bump(&s.stats.errors);
+                Stats::bump(&self.stats.output_errors);
+            }
+            let (d, w) = (s.out.dropped(), s.out.write_errors());
+            s.stats.dropped.store(d, Relaxed);
+            s.stats.write_errors.store(w, Relaxed);
+            dropped += d;
+            write_errors += w;
         }
-        self.stats.output_dropped.store(self.out.dropped(), Relaxed);
-        self.stats
-            .output_write_errors
-            .store(self.out.write_errors(), Relaxed);
+        self.stats.output_dropped.store(dropped, Relaxed);
+        self.stats.output_write_errors.store(write_errors, Relaxed);
         // Each frame is held for its own array's period: a switch lands on
         // the next deadline of the old cadence, then the new period applies.
         let period = self.period_of(meta.array);
@@ -395,11 +531,12 @@ impl<C: Clock> Player<C> {
         self.frames += 1;
         Stats::bump(&self.stats.frames);
         if let Some(w) = &mut self.publish {
-            // `pix` still holds the frame just handed out (the next one is
-            // prepared after this).
+            // The first output's pixels still hold the frame just handed
+            // out (the next one is prepared after this).
+            let pix = &self.outs[0].pix;
             let f = w.back();
-            let n = self.pix.len().min(f.pixels.len());
-            f.pixels[..n].copy_from_slice(&self.pix[..n]);
+            let n = pix.len().min(f.pixels.len());
+            f.pixels[..n].copy_from_slice(&pix[..n]);
             f.pixels[n..].fill(0);
             f.counter = self.frames;
             f.t_ns = t;
@@ -461,17 +598,22 @@ impl<C: Clock> Player<C> {
                 self.go_dark();
             }
             Command::SetBrightness(x) => self.set_brightness(x),
-            Command::AddBrightness(d) => self.set_brightness(self.pipe.brightness() + d),
+            Command::AddBrightness(d) => self.set_brightness(self.outs[0].pipe.brightness() + d),
             Command::Swap(new) => self.swap(new),
         }
         self.publish_state();
     }
 
+    /// One brightness for every output (each output's own `brightness` is
+    /// where it starts).
     fn set_brightness(&mut self, x: f32) {
-        self.pipe.set_brightness(x);
-        self.stats
-            .brightness_milli
-            .store((self.pipe.brightness() * 1000.0).round() as u32, Relaxed);
+        for s in &mut self.outs {
+            s.pipe.set_brightness(x);
+        }
+        self.stats.brightness_milli.store(
+            (self.outs[0].pipe.brightness() * 1000.0).round() as u32,
+            Relaxed,
+        );
         match self.upcoming {
             Upcoming::Row => self.render_next(),
             Upcoming::Hold | Upcoming::NotReady => self.render_from_sent(),
@@ -606,8 +748,9 @@ impl<C: Clock> Player<C> {
     }
 
     fn go_dark(&mut self) {
-        self.pix.fill(0);
-        self.out.prepare(&self.pix);
+        for s in &mut self.outs {
+            s.dark();
+        }
         self.upcoming = Upcoming::Dark;
     }
 
@@ -644,9 +787,10 @@ impl<C: Clock> Player<C> {
     fn render_next(&mut self) {
         let e = *self.b.lib.entry(self.array);
         let rb = e.row_bytes() as usize;
-        self.pipe
-            .apply(&self.b.src_next[..rb], e.channels as usize, &mut self.pix);
-        self.out.prepare(&self.pix);
+        let row = &self.b.src_next[..rb];
+        for s in &mut self.outs {
+            s.render(row, e.leds as usize, e.channels as usize);
+        }
     }
 
     fn render_from_sent(&mut self) {
@@ -657,8 +801,9 @@ impl<C: Clock> Player<C> {
             return;
         };
         let rb = (e.leds * e.channels) as usize;
-        self.pipe
-            .apply(&self.b.src_sent[..rb], e.channels as usize, &mut self.pix);
-        self.out.prepare(&self.pix);
+        let row = &self.b.src_sent[..rb];
+        for s in &mut self.outs {
+            s.render(row, e.leds as usize, e.channels as usize);
+        }
     }
 }

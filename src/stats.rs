@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Sub-buckets per power of two: values are kept to within 1/8 (12.5 %).
 const SUB: usize = 8;
@@ -132,6 +133,9 @@ pub struct Stats {
     pub shown_seq: AtomicU64,
     /// How late each wake-up was against its deadline.
     pub wake_latency: Histogram,
+    /// Each output's counters, in the order frames are written (set once,
+    /// when the player is made).
+    pub outputs: std::sync::OnceLock<Vec<Arc<OutputStats>>>,
     /// When the most recent deadline misses happened.
     pub misses: MissLog,
     /// Array of the last frame (u32::MAX = all-off).
@@ -227,6 +231,57 @@ pub fn state_name(s: u32) -> &'static str {
     }
 }
 
+/// Counters of one output, in the player's list of outputs.
+pub struct OutputStats {
+    /// Its kind, as `[[output]] kind` spells it.
+    pub kind: &'static str,
+    /// First LED of the row it shows.
+    pub first: usize,
+    /// LEDs it shows.
+    pub count: usize,
+    /// Frames sent to it.
+    pub frames: AtomicU64,
+    /// Sends that failed.
+    pub errors: AtomicU64,
+    /// Frames its background writer could not take.
+    pub dropped: AtomicU64,
+    /// Write errors of its background writer.
+    pub write_errors: AtomicU64,
+    /// How long each send took (the frame loop's clock).
+    pub write_ns: Histogram,
+}
+
+impl OutputStats {
+    /// Fresh counters for an output of `kind` showing `count` LEDs from `first`.
+    pub fn new(kind: &'static str, first: usize, count: usize) -> OutputStats {
+        OutputStats {
+            kind,
+            first,
+            count,
+            frames: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            write_ns: Histogram::default(),
+        }
+    }
+
+    /// As JSON: kind, first, count, frames, errors, dropped, write_errors,
+    /// write_ns {p50, max, ...}.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": self.kind,
+            "first": self.first,
+            "count": self.count,
+            "frames": self.frames.load(Relaxed),
+            "errors": self.errors.load(Relaxed),
+            "dropped": self.dropped.load(Relaxed),
+            "write_errors": self.write_errors.load(Relaxed),
+            "write_ns": serde_json::to_value(self.write_ns.summary()).unwrap_or_default(),
+        })
+    }
+}
+
 impl Stats {
     /// The counters as JSON fields, shared by `status` and `--stats-json`.
     pub fn counters_json(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -250,6 +305,12 @@ impl Stats {
             "wake_latency_ns".into(),
             serde_json::to_value(self.wake_latency.summary()).unwrap_or_default(),
         );
+        if let Some(outs) = self.outputs.get() {
+            m.insert(
+                "outputs".into(),
+                outs.iter().map(|o| o.json()).collect::<Vec<_>>().into(),
+            );
+        }
         m
     }
 

@@ -55,6 +55,8 @@ pub enum AppError {
     Spi(SpiError),
     /// Realtime set-up refused (with `--require-rt`).
     Rt(RtError),
+    /// GPIO output pins could not be claimed.
+    Gpio(crate::output::gpio::GpioError),
     /// GPIO buttons could not be set up.
     Buttons(ButtonError),
     /// A self-test failed.
@@ -111,6 +113,7 @@ impl fmt::Display for AppError {
             AppError::Spi(e) => write!(f, "{e}"),
             AppError::Rt(e) => write!(f, "{e}"),
             AppError::Buttons(e) => write!(f, "{e}"),
+            AppError::Gpio(e) => write!(f, "{e}"),
             AppError::Selftest(e) => write!(f, "{e}"),
             AppError::Output(e) => write!(f, "{e}"),
             AppError::NoSuchArray { pack, name } => write!(
@@ -151,6 +154,7 @@ from!(
     SpiError => Spi,
     RtError => Rt,
     ButtonError => Buttons,
+    crate::output::gpio::GpioError => Gpio,
     SelftestError => Selftest,
     OutputError => Output,
     HttpError => Http,

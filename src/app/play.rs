@@ -2,7 +2,7 @@
 //! output, start the player, the socket and the buttons, and wait.
 
 use super::progress::Progress;
-use super::settings::{self, OutputKind, PlaySettings, PlaylistChoice};
+use super::settings::{self, OutputKind, OutputSettings, PlaySettings, PlaylistChoice};
 use super::{load_config, warn, AppError};
 use crate::cli::{ClockArg, PlayArgs};
 use crate::clock::{Clock, Monotonic, StepClock};
@@ -12,8 +12,8 @@ use crate::control::{self, socket, CommandPath};
 use crate::library::{human_bytes, Library, OpenOptions};
 use crate::output::chip::Encoder;
 use crate::output::record::{FileSink, Recorder};
-use crate::output::{self, spi, Output};
-use crate::player::{Bundle, Links, Player, PlayerConfig};
+use crate::output::{self, gpio, spi, Output};
+use crate::player::{Bundle, Links, Player, PlayerConfig, Slot};
 use crate::playlist::{self, PlaylistSpec};
 use crate::{atomic, rt, source};
 use std::io::{self, IsTerminal, Write};
@@ -49,48 +49,159 @@ fn record_file(p: &std::path::Path) -> Result<FileSink, AppError> {
         .map_err(|e| AppError::Io(io::Error::new(e.kind(), format!("{}: {e}", p.display()))))
 }
 
-/// Build the output the settings name.
+/// The stand-in's record of the level changes of `pins`:
+/// `DIR/gpio5-6.edges` (records as `wire:`, one byte per change,
+/// `pin << 1 | level`).
+fn edges_path(dir: &std::path::Path, pins: &[u8]) -> PathBuf {
+    let names: Vec<String> = pins.iter().map(|p| p.to_string()).collect();
+    dir.join(format!("gpio{}.edges", names.join("-")))
+}
+
+/// A `wire:` recorder of what `enc` would send, into `p`.
+fn wire_recorder(p: &std::path::Path, enc: &Encoder) -> Result<Box<dyn Output>, AppError> {
+    Ok(Box::new(Recorder::start(
+        record_file(p)?,
+        enc.frame_len(),
+        Some(enc.clone()),
+    )?))
+}
+
+/// Build one output: its device, its pipeline and its slice of the row.
 fn open_output(
     s: &PlaySettings,
-    encoder: Option<&Encoder>,
+    o: &OutputSettings,
     leds: usize,
-    channels: usize,
+    lib_channels: usize,
     path: &CommandPath,
-) -> Result<Box<dyn Output>, AppError> {
-    Ok(match (&s.output, encoder) {
+) -> Result<Slot, AppError> {
+    let first = o.first as usize;
+    let count = match (o.count, &o.kind) {
+        (Some(c), _) => c as usize,
+        // One pin per channel value: as many LEDs as the pins cover.
+        (None, OutputKind::Gpio { pins, .. }) => pins.len().div_ceil(lib_channels.max(1)),
+        (None, _) => leds.saturating_sub(first),
+    };
+    let encoder = match o.chip {
+        Some(c) => Some(Encoder::try_new(c, count)?),
+        None => None,
+    };
+    let channels = encoder
+        .as_ref()
+        .map(|e| e.channels())
+        .unwrap_or(lib_channels);
+    let pipe = Pipeline::new(o.color, channels);
+    let out: Box<dyn Output> = match (&o.kind, &encoder) {
         (OutputKind::Null, _) => Box::new(output::Null),
-        (OutputKind::Term, _) => Box::new(output::term::start(channels, leds, path.current())?),
+        (OutputKind::Term, _) => Box::new(output::term::start(channels, count, path.current())?),
         (OutputKind::Capture(p), _) => {
-            Box::new(Recorder::start(record_file(p)?, leds * channels, None)?)
+            Box::new(Recorder::start(record_file(p)?, count * channels, None)?)
         }
-        (OutputKind::Wire(p), Some(enc)) => Box::new(Recorder::start(
-            record_file(p)?,
-            enc.frame_len(),
-            Some(enc.clone()),
-        )?),
-        (OutputKind::Spi, Some(enc)) => {
-            let params = spi::SpiParams {
-                bus: s.spi.bus,
-                cs: s.spi.cs,
-                hz: enc.settings.spi_hz(),
-                mode: s.spi.mode,
+        (OutputKind::Wire(p), Some(enc)) => wire_recorder(p, enc)?,
+        (OutputKind::Spi, Some(enc)) => match &s.spi_stand_in {
+            // Test stand-in: exactly the bytes the device would get.
+            Some(dir) => {
+                let name = format!("spidev{}.{}.wire", o.spi.bus, o.spi.cs);
+                wire_recorder(&dir.join(name), enc)?
+            }
+            None => {
+                let params = spi::SpiParams {
+                    bus: o.spi.bus,
+                    cs: o.spi.cs,
+                    hz: enc.settings.spi_hz(),
+                    mode: o.spi.mode,
+                };
+                let core = o.spi.core_hz;
+                let real = spi::real_clock_hz(params.hz, core);
+                if real != params.hz {
+                    eprintln!(
+                        "note: SPI clock {} Hz becomes {real} Hz on this board (core clock {core} Hz / even divider)",
+                        params.hz
+                    );
+                }
+                if let Err(e) = enc.settings.kind.timing_check(real) {
+                    warn(e);
+                }
+                Box::new(spi::SpiOutput::open(&params, enc.clone())?)
+            }
+        },
+        (
+            OutputKind::GpioClocked {
+                data_pin,
+                clock_pin,
+                hz,
+            },
+            Some(enc),
+        ) => {
+            let bcm = [*data_pin, *clock_pin];
+            match &s.gpio_stand_in {
+                Some(dir) => {
+                    let cap = gpio::clocked_log_cap(enc.frame_len());
+                    let log = Recorder::start(record_file(&edges_path(dir, &bcm))?, cap, None)?;
+                    Box::new(gpio::ClockedOutput::new(
+                        gpio::EdgeLog::new(&bcm, cap),
+                        enc.clone(),
+                        *hz,
+                        Some(Box::new(log)),
+                    ))
+                }
+                None => Box::new(gpio::ClockedOutput::new(
+                    gpio::RppalPins::open(&bcm)?,
+                    enc.clone(),
+                    *hz,
+                    None,
+                )),
+            }
+        }
+        (
+            OutputKind::Gpio {
+                pins,
+                threshold,
+                pwm_hz,
+            },
+            _,
+        ) => {
+            // A gpio output's record is its pin levels per frame.
+            let record = match &o.record {
+                Some(p) => Some(
+                    Box::new(Recorder::start(record_file(p)?, pins.len(), None)?)
+                        as Box<dyn Output>,
+                ),
+                None => None,
             };
-            let core = s.spi.core_hz;
-            let real = spi::real_clock_hz(params.hz, core);
-            if real != params.hz {
-                eprintln!(
-                    "note: SPI clock {} Hz becomes {real} Hz on this board (core clock {core} Hz / even divider)",
-                    params.hz
-                );
+            match &s.gpio_stand_in {
+                Some(dir) => {
+                    let cap = 2 * pins.len();
+                    let log = Recorder::start(record_file(&edges_path(dir, pins))?, cap, None)?;
+                    Box::new(gpio::PinsOutput::new(
+                        gpio::EdgeLog::new(pins, cap),
+                        pins.len(),
+                        *threshold,
+                        *pwm_hz,
+                        Some(Box::new(log)),
+                        record,
+                    )?)
+                }
+                None => Box::new(gpio::PinsOutput::new(
+                    gpio::RppalPins::open(pins)?,
+                    pins.len(),
+                    *threshold,
+                    *pwm_hz,
+                    None,
+                    record,
+                )?),
             }
-            if let Err(e) = enc.settings.kind.timing_check(real) {
-                warn(e);
-            }
-            Box::new(spi::SpiOutput::open(&params, enc.clone())?)
         }
-        // Settings refuse wire and spi without a chip.
-        (OutputKind::Wire(_) | OutputKind::Spi, None) => Box::new(output::Null),
-    })
+        // Settings refuse wire, spi and gpio-clocked without a chip.
+        (OutputKind::Wire(_) | OutputKind::Spi | OutputKind::GpioClocked { .. }, None) => {
+            Box::new(output::Null)
+        }
+    };
+    let out = match (&o.record, &encoder, &o.kind) {
+        (_, _, OutputKind::Gpio { .. }) => out,
+        (Some(p), Some(enc), _) => Box::new(output::Tee::new(out, wire_recorder(p, enc)?)),
+        _ => out,
+    };
+    Ok(Slot::new(o.kind.name(), out, pipe, first, count, o.reverse))
 }
 
 /// Play with resolved settings until stopped.
@@ -130,16 +241,6 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
     let leds = s.leds.unwrap_or_else(|| lib.max_leds()) as usize;
     note_widths(&lib, leds);
 
-    let encoder = match s.chip {
-        Some(c) => Some(Encoder::try_new(c, leds)?),
-        None => None,
-    };
-    let channels = encoder
-        .as_ref()
-        .map(|e| e.channels())
-        .unwrap_or(lib.max_channels() as usize);
-    let pipe = Pipeline::new(s.color, channels);
-
     let links = Links::new();
     let bundle = Box::new(Bundle::new(lib.clone(), items)?);
     let step = (s.clock == ClockArg::Step).then(|| StepClock::new(links.stop.clone()));
@@ -154,13 +255,18 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
     ));
     // A hang-up of the terminal the preview draws on ends playback; as a
     // service (no controlling terminal) SIGHUP means reload.
-    let hangup = if s.output == OutputKind::Term && signals::has_controlling_terminal() {
+    let on_terminal = s.outputs.iter().any(|o| o.kind == OutputKind::Term);
+    let hangup = if on_terminal && signals::has_controlling_terminal() {
         Hangup::Stop
     } else {
         Hangup::Reload
     };
     signals::install(links.stop.clone(), path.hup.clone(), hangup);
-    let out = open_output(&s, encoder.as_ref(), leds, channels, &path)?;
+    let outs = s
+        .outputs
+        .iter()
+        .map(|o| open_output(&s, o, leds, lib.max_channels() as usize, &path))
+        .collect::<Result<Vec<_>, _>>()?;
 
     // Socket: explicit paths must work; the defaults may be missing.
     let (listener, socket_path): (_, Option<PathBuf>) = match &s.socket {
@@ -193,7 +299,11 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
     let _http = match &s.http {
         None => None,
         Some(h) => {
-            let (writer, reader) = crate::handoff::frame_slot(leds * channels);
+            // The preview shows what the first output shows.
+            let (count, channels) = outs
+                .first()
+                .map_or((leds, 3), |o| (o.count(), o.channels()));
+            let (writer, reader) = crate::handoff::frame_slot(count * channels);
             publish = Some(writer);
             let mut hs = crate::http::HttpSettings::new(h.listen);
             hs.token = match &h.token_file {
@@ -261,7 +371,7 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
                 Some(c) => Box::new(c),
                 None => Box::new(Monotonic),
             };
-            let mut p = Player::new(bundle, clock, out, pipe, &player_links, pcfg);
+            let mut p = Player::with_outputs(bundle, clock, outs, &player_links, pcfg);
             if let Some(w) = publish {
                 p.publish_frames(w);
             }

@@ -7,7 +7,9 @@
 use crate::board::{self, Board};
 use crate::cli::{ClockArg, CtlArgs, PlayArgs, SelftestArgs};
 use crate::color::{ColorError, ColorSettings};
-use crate::config::{ButtonConfig, ColorConfig, Config, PlaylistEntry};
+use crate::config::{
+    ButtonConfig, ColorConfig, Config, OutputConfig, OutputField, OutputKindName, PlaylistEntry,
+};
 use crate::output::chip::{ChipError, ChipKind, ChipSettings, ColorOrder};
 use crate::playlist::{Order, PlaylistSpec};
 use std::fmt;
@@ -49,6 +51,64 @@ pub enum SettingsError {
     SelftestNeedsChip,
     /// `--http` / `[http] listen` is not `ADDR:PORT`.
     HttpListen(String),
+    /// `[[output]]` tables together with the single form's `[led]`/`[spi]`.
+    BothOutputForms,
+    /// An `[[output]]` table (1-based) without `kind`.
+    TableNeedsKind(usize),
+    /// An `[[output]]` table lacks a key its kind needs.
+    TableNeedsKey {
+        /// 1-based table number.
+        n: usize,
+        /// The kind.
+        kind: &'static str,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// `gpio-clocked` with a chip that is not clocked.
+    NotClocked(usize, ChipKind),
+    /// `record` on an output that is already a record or has no hardware.
+    RecordOnHost(usize),
+    /// `gpio` with no pins or more pins than channels (4).
+    GpioPins(usize, usize),
+    /// `pwm_hz` outside 1..=[`MAX_PWM_HZ`].
+    PwmHz(usize, u32),
+    /// Bit-bang clock outside 1..=[`MAX_BITBANG_HZ`].
+    BitbangHz(usize, u32),
+    /// A pin the board's header does not have.
+    UnknownPin {
+        /// BCM pin.
+        pin: u8,
+        /// Who asked for it.
+        by: String,
+    },
+    /// A pin asked for twice.
+    PinTaken {
+        /// BCM pin.
+        pin: u8,
+        /// Who holds it.
+        holder: String,
+        /// Who asked for it as well.
+        by: String,
+    },
+    /// An SPI bus the board does not have.
+    NoSpiBus {
+        /// Bus number.
+        bus: u8,
+        /// Board name.
+        board: String,
+    },
+    /// A chip select the bus does not have.
+    NoChipSelect {
+        /// Bus number.
+        bus: u8,
+        /// Chip select.
+        cs: u8,
+    },
+    /// A WS2812-type strip on a bus that another strip uses.
+    Ws2812SharesBus {
+        /// Bus number.
+        bus: u8,
+    },
 }
 
 impl fmt::Display for SettingsError {
@@ -89,6 +149,54 @@ impl fmt::Display for SettingsError {
                 f,
                 "selftest needs a chip: add --chip (e.g. --chip apa102) or [led] chip in the config"
             ),
+            SettingsError::BothOutputForms => write!(
+                f,
+                "config has [[output]] tables and [led]/[spi]: use one of them (move chip, count and bus into the [[output]] tables)"
+            ),
+            SettingsError::TableNeedsKind(n) => write!(
+                f,
+                "[[output]] {n} has no kind: add kind = \"spi\", \"gpio-clocked\", \"gpio\", \"wire\", \"capture\", \"term\" or \"null\""
+            ),
+            SettingsError::TableNeedsKey { n, kind, key } => {
+                write!(f, "[[output]] {n} (kind = \"{kind}\") needs {key}")
+            }
+            SettingsError::NotClocked(n, c) => write!(
+                f,
+                "[[output]] {n}: gpio-clocked drives apa102, sk9822 or ws2801, not {c}: wire a {c} to SPI MOSI (GPIO10) with kind = \"spi\""
+            ),
+            SettingsError::RecordOnHost(n) => write!(
+                f,
+                "[[output]] {n}: record is for spi, gpio-clocked and gpio outputs: use kind = \"wire\" for a record alone"
+            ),
+            SettingsError::GpioPins(n, p) => write!(
+                f,
+                "[[output]] {n}: gpio has {p} pins: give 1 to 4 (one per channel, R G B W)"
+            ),
+            SettingsError::PwmHz(n, hz) => {
+                write!(f, "[[output]] {n}: pwm_hz {hz} is outside 1..={MAX_PWM_HZ}")
+            }
+            SettingsError::BitbangHz(n, hz) => write!(
+                f,
+                "[[output]] {n}: gpio-clocked hz {hz} is outside 1..={MAX_BITBANG_HZ}"
+            ),
+            SettingsError::UnknownPin { pin, by } => write!(
+                f,
+                "GPIO{pin} ({by}) is not on the header: use GPIO2..GPIO27"
+            ),
+            SettingsError::PinTaken { pin, holder, by } => write!(
+                f,
+                "GPIO{pin} is wanted by {by} but {holder} holds it: pick another pin"
+            ),
+            SettingsError::NoSpiBus { bus, board } => {
+                write!(f, "board {board} has no SPI bus {bus}")
+            }
+            SettingsError::NoChipSelect { bus, cs } => {
+                write!(f, "SPI{bus} has no chip select CE{cs}")
+            }
+            SettingsError::Ws2812SharesBus { bus } => write!(
+                f,
+                "a WS2812/SK6812 strip shares SPI{bus} with another strip: it has no clock line to gate, give it a bus of its own"
+            ),
         }
     }
 }
@@ -120,6 +228,74 @@ pub enum OutputKind {
     Wire(PathBuf),
     /// The strip, on SPI.
     Spi,
+    /// A clocked strip bit-banged on two GPIO pins.
+    GpioClocked {
+        /// BCM data pin.
+        data_pin: u8,
+        /// BCM clock pin.
+        clock_pin: u8,
+        /// Bit clock in Hz.
+        hz: u32,
+    },
+    /// One GPIO pin per channel.
+    Gpio {
+        /// BCM pins, R G B (W) order.
+        pins: Vec<u8>,
+        /// A channel at or above this is on.
+        threshold: u8,
+        /// Software PWM rate instead of on/off.
+        pwm_hz: Option<u32>,
+    },
+}
+
+impl OutputKind {
+    /// The kind's name, as `[[output]] kind` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OutputKind::Term => "term",
+            OutputKind::Null => "null",
+            OutputKind::Capture(_) => "capture",
+            OutputKind::Wire(_) => "wire",
+            OutputKind::Spi => "spi",
+            OutputKind::GpioClocked { .. } => "gpio-clocked",
+            OutputKind::Gpio { .. } => "gpio",
+        }
+    }
+}
+
+/// `gpio` pin threshold when none is given.
+pub const DEFAULT_THRESHOLD: u8 = 128;
+/// Highest software PWM rate accepted: beyond it the PWM thread would eat
+/// the Pi Zero's one core.
+pub const MAX_PWM_HZ: u32 = 1000;
+/// Bit clock of `gpio-clocked` when none is given: a 300-LED APA102 frame
+/// (1224 bytes, 9792 bits) takes 4.9 ms at 2 MHz, a quarter of a 50 Hz
+/// period.
+pub const DEFAULT_BITBANG_HZ: u32 = 2_000_000;
+/// Fastest bit clock accepted. rppal's memory-mapped GPIO writes take a few
+/// tens of ns on a Pi Zero, so 4 MHz is about what one core can toggle; a
+/// 300-LED frame is then 2.5 ms, well inside a 20 ms period.
+pub const MAX_BITBANG_HZ: u32 = 4_000_000;
+
+/// One output, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSettings {
+    /// What it is.
+    pub kind: OutputKind,
+    /// First LED of the row it shows.
+    pub first: u32,
+    /// LEDs it shows; `None` = from `first` to the end of the strip.
+    pub count: Option<u32>,
+    /// Shown back to front.
+    pub reverse: bool,
+    /// Its chip (wire, spi, gpio-clocked).
+    pub chip: Option<ChipSettings>,
+    /// Its colour pipeline.
+    pub color: ColorSettings,
+    /// Its SPI bus (spi only).
+    pub spi: SpiBusSettings,
+    /// Records of what a hardware output sends.
+    pub record: Option<PathBuf>,
 }
 
 /// Parse `--output KIND[:ARG]`.
@@ -177,18 +353,18 @@ pub fn chip_settings(
     order: Option<&str>,
     spi_hz: Option<u32>,
 ) -> Result<Option<ChipSettings>, SettingsError> {
-    let Some(kind) = chip.or(cfg.led.chip) else {
+    let Some(kind) = chip.or(cfg.led().chip) else {
         return Ok(None);
     };
     let mut s = ChipSettings::new(kind);
-    if let Some(o) = order.or(cfg.led.color_order.as_deref()) {
+    if let Some(o) = order.or(cfg.led().color_order.as_deref()) {
         s.order = Some(
             o.parse::<ColorOrder>()
                 .map_err(|e| SettingsError::ColorOrder(e.to_string()))?,
         );
     }
-    s.spi_hz = spi_hz.or(cfg.spi.hz);
-    if let Some(g) = cfg.led.global_brightness {
+    s.spi_hz = spi_hz.or(cfg.spi().hz);
+    if let Some(g) = cfg.led().global_brightness {
         s.global_brightness = g;
     }
     s.validate()?;
@@ -219,9 +395,9 @@ pub struct SpiBusSettings {
 
 fn spi_bus(cfg: &Config, board: Option<&Board>) -> SpiBusSettings {
     SpiBusSettings {
-        bus: cfg.spi.bus.unwrap_or(0),
-        cs: cfg.spi.cs.unwrap_or(0),
-        mode: cfg.spi.mode.unwrap_or(0),
+        bus: cfg.spi().bus.unwrap_or(0),
+        cs: cfg.spi().cs.unwrap_or(0),
+        mode: cfg.spi().mode.unwrap_or(0),
         core_hz: board.map(|b| b.core_hz).unwrap_or(DEFAULT_CORE_HZ),
     }
 }
@@ -304,8 +480,12 @@ pub struct PlaySettings {
     pub chip: Option<ChipSettings>,
     /// The colour pipeline.
     pub color: ColorSettings,
-    /// Where frames go.
-    pub output: OutputKind,
+    /// Where frames go, in the order they are written.
+    pub outputs: Vec<OutputSettings>,
+    /// `--spi-stand-in DIR`: spidev replaced by wire recorders in DIR.
+    pub spi_stand_in: Option<PathBuf>,
+    /// `--gpio-stand-in DIR`: the GPIO chip replaced by edge recorders in DIR.
+    pub gpio_stand_in: Option<PathBuf>,
     /// The SPI bus.
     pub spi: SpiBusSettings,
     /// The control socket (`None` = a default location).
@@ -396,16 +576,50 @@ pub fn play(
         color.max_current_ma = Some(m);
     }
     color.validate()?;
-    let output = match a.output.as_deref().or(cfg.output.as_deref()) {
-        Some(s) => parse_output(s)?,
-        None if stdout_is_terminal => OutputKind::Term,
-        None => OutputKind::Null,
+    let tables = match &cfg.output {
+        Some(OutputField::Many(v)) => Some(v),
+        _ => None,
     };
-    match (&output, &chip) {
-        (OutputKind::Wire(_), None) => return Err(SettingsError::OutputNeedsChip("wire")),
-        (OutputKind::Spi, None) => return Err(SettingsError::OutputNeedsChip("spi")),
-        _ => {}
+    if tables.is_some() && (cfg.led.is_some() || cfg.spi.is_some()) {
+        return Err(SettingsError::BothOutputForms);
     }
+    let board_ = board.clone();
+    let spi = spi_bus(cfg, board.as_ref());
+    let single = |kind: OutputKind| -> Result<OutputSettings, SettingsError> {
+        match (&kind, &chip) {
+            (OutputKind::Wire(_), None) => return Err(SettingsError::OutputNeedsChip("wire")),
+            (OutputKind::Spi, None) => return Err(SettingsError::OutputNeedsChip("spi")),
+            _ => {}
+        }
+        Ok(OutputSettings {
+            kind,
+            first: 0,
+            count: None,
+            reverse: false,
+            chip,
+            color,
+            spi,
+            record: None,
+        })
+    };
+    let outputs: Vec<OutputSettings> = if !a.output.is_empty() {
+        a.output
+            .iter()
+            .map(|o| single(parse_output(o)?))
+            .collect::<Result<_, _>>()?
+    } else if let Some(v) = tables {
+        v.iter()
+            .enumerate()
+            .map(|(i, t)| output_table(i + 1, t, cfg, a, board_.as_ref()))
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![single(match &cfg.output {
+            Some(OutputField::One(s)) => parse_output(s)?,
+            _ if stdout_is_terminal => OutputKind::Term,
+            _ => OutputKind::Null,
+        })?]
+    };
+    check_pins(&outputs, &cfg.buttons, board_.as_ref())?;
     Ok(PlaySettings {
         source,
         fps,
@@ -415,11 +629,13 @@ pub fn play(
         start: a.start.clone().or(cfg.start.clone()),
         playlist,
         order,
-        leds: a.leds.or(cfg.led.count),
+        leds: a.leds.or(cfg.led().count),
         chip,
         color,
-        output,
-        spi: spi_bus(cfg, board.as_ref()),
+        outputs,
+        spi_stand_in: a.spi_stand_in.clone(),
+        gpio_stand_in: a.gpio_stand_in.clone(),
+        spi,
         socket: a.socket.clone().or(cfg.socket.clone()),
         stats_json: a.stats_json.clone(),
         rt_priority: a
@@ -434,6 +650,214 @@ pub fn play(
         buttons: cfg.buttons.clone(),
         http: http(a, cfg)?,
     })
+}
+
+/// Resolve the `n`th (1-based) `[[output]]` table. Colour: `[color]`, then
+/// the table's gamma/brightness/max_current_ma, then the command line's flags.
+fn output_table(
+    n: usize,
+    t: &OutputConfig,
+    cfg: &Config,
+    a: &PlayArgs,
+    board: Option<&Board>,
+) -> Result<OutputSettings, SettingsError> {
+    let kind_name = t.kind.ok_or(SettingsError::TableNeedsKind(n))?;
+    let name = match kind_name {
+        OutputKindName::Spi => "spi",
+        OutputKindName::GpioClocked => "gpio-clocked",
+        OutputKindName::Gpio => "gpio",
+        OutputKindName::Wire => "wire",
+        OutputKindName::Capture => "capture",
+        OutputKindName::Term => "term",
+        OutputKindName::Null => "null",
+    };
+    let need = |key: &'static str| SettingsError::TableNeedsKey { n, kind: name, key };
+    let chip = match t.chip {
+        Some(k) => {
+            let mut c = ChipSettings::new(k);
+            if let Some(o) = &t.color_order {
+                c.order = Some(
+                    o.parse::<ColorOrder>()
+                        .map_err(|e| SettingsError::ColorOrder(e.to_string()))?,
+                );
+            }
+            if kind_name == OutputKindName::Spi {
+                c.spi_hz = t.hz;
+            }
+            c.validate()?;
+            Some(c)
+        }
+        None => None,
+    };
+    let path = || t.path.clone().ok_or_else(|| need("path"));
+    let pin = |p: Option<u8>, key| p.ok_or_else(|| need(key));
+    let kind = match kind_name {
+        OutputKindName::Term => OutputKind::Term,
+        OutputKindName::Null => OutputKind::Null,
+        OutputKindName::Capture => OutputKind::Capture(path()?),
+        OutputKindName::Wire => {
+            chip.ok_or_else(|| need("chip"))?;
+            OutputKind::Wire(path()?)
+        }
+        OutputKindName::Spi => {
+            chip.ok_or_else(|| need("chip"))?;
+            OutputKind::Spi
+        }
+        OutputKindName::GpioClocked => {
+            let c = chip.ok_or_else(|| need("chip"))?;
+            if c.kind.ws2812_variant().is_some() {
+                return Err(SettingsError::NotClocked(n, c.kind));
+            }
+            let hz = t.hz.unwrap_or(DEFAULT_BITBANG_HZ);
+            if hz == 0 || hz > MAX_BITBANG_HZ {
+                return Err(SettingsError::BitbangHz(n, hz));
+            }
+            OutputKind::GpioClocked {
+                data_pin: pin(t.data_pin, "data_pin")?,
+                clock_pin: pin(t.clock_pin, "clock_pin")?,
+                hz,
+            }
+        }
+        OutputKindName::Gpio => {
+            let pins = t.pins.clone().ok_or_else(|| need("pins"))?;
+            if pins.is_empty() || pins.len() > 4 {
+                return Err(SettingsError::GpioPins(n, pins.len()));
+            }
+            if let Some(hz) = t.pwm_hz.filter(|h| *h == 0 || *h > MAX_PWM_HZ) {
+                return Err(SettingsError::PwmHz(n, hz));
+            }
+            OutputKind::Gpio {
+                pins,
+                threshold: t.threshold.unwrap_or(DEFAULT_THRESHOLD),
+                pwm_hz: t.pwm_hz,
+            }
+        }
+    };
+    let hardware = matches!(
+        kind,
+        OutputKind::Spi | OutputKind::GpioClocked { .. } | OutputKind::Gpio { .. }
+    );
+    if t.record.is_some() && !hardware {
+        return Err(SettingsError::RecordOnHost(n));
+    }
+    let default_gamma = if chip.is_some() { CHIP_GAMMA } else { 1.0 };
+    let mut color = color_from_config(&cfg.color, default_gamma)?;
+    if let Some(g) = a.gamma.or(t.gamma) {
+        color.gamma = g;
+    }
+    if let Some(b) = a.brightness.or(t.brightness) {
+        color.brightness = b;
+    }
+    if let Some(m) = a.max_current.or(t.max_current_ma) {
+        color.max_current_ma = Some(m);
+    }
+    color.validate()?;
+    Ok(OutputSettings {
+        kind,
+        first: t.first.unwrap_or(0),
+        count: t.count,
+        reverse: t.reverse.unwrap_or(false),
+        chip,
+        color,
+        spi: SpiBusSettings {
+            bus: t.bus.unwrap_or(0),
+            cs: t.cs.unwrap_or(0),
+            mode: 0,
+            core_hz: board.map(|b| b.core_hz).unwrap_or(DEFAULT_CORE_HZ),
+        },
+        record: t.record.clone(),
+    })
+}
+
+/// Check every pin the outputs and buttons use against the board (the
+/// pi-zero profile when none is named: every 40-pin Pi has the same header):
+/// each pin on the header, held by one user; SPI buses and chip selects the
+/// board has; no WS2812-type strip on a bus another strip uses. Strips of
+/// clocked chips may share a bus (through a buffer gated by the chip
+/// selects, see docs/pi.md).
+pub fn check_pins(
+    outputs: &[OutputSettings],
+    buttons: &[ButtonConfig],
+    board: Option<&Board>,
+) -> Result<(), SettingsError> {
+    let fallback;
+    let board = match board {
+        Some(b) => b,
+        None => {
+            fallback = board::get("pi-zero");
+            match &fallback {
+                Some(b) => b,
+                None => return Ok(()),
+            }
+        }
+    };
+    let mut holders: Vec<(u8, String)> = Vec::new();
+    let mut take = |pin: u8, by: String| -> Result<(), SettingsError> {
+        if pin > crate::buttons::MAX_PIN {
+            return Err(SettingsError::UnknownPin { pin, by });
+        }
+        if let Some((_, holder)) = holders.iter().find(|(p, _)| *p == pin) {
+            return Err(SettingsError::PinTaken {
+                pin,
+                holder: holder.clone(),
+                by,
+            });
+        }
+        holders.push((pin, by));
+        Ok(())
+    };
+    let mut buses: Vec<u8> = Vec::new();
+    for (i, o) in outputs.iter().enumerate() {
+        let who = format!("output {} ({})", i + 1, o.kind.name());
+        match &o.kind {
+            OutputKind::Spi => {
+                let bus = o.spi.bus;
+                let b = board.spi_bus(bus).ok_or_else(|| SettingsError::NoSpiBus {
+                    bus,
+                    board: board.name.clone(),
+                })?;
+                let ce = *b
+                    .ce
+                    .get(o.spi.cs as usize)
+                    .ok_or(SettingsError::NoChipSelect { bus, cs: o.spi.cs })?;
+                let bit_encoded =
+                    |o: &OutputSettings| o.chip.is_some_and(|c| c.kind.ws2812_variant().is_some());
+                let sharing = outputs
+                    .iter()
+                    .filter(|p| p.kind == OutputKind::Spi && p.spi.bus == bus)
+                    .count()
+                    > 1;
+                if sharing && bit_encoded(o) {
+                    return Err(SettingsError::Ws2812SharesBus { bus });
+                }
+                if !buses.contains(&bus) {
+                    buses.push(bus);
+                    for (p, what) in [(b.mosi, "MOSI"), (b.miso, "MISO"), (b.sclk, "SCLK")] {
+                        take(p, format!("SPI{bus} {what}"))?;
+                    }
+                }
+                take(ce, format!("SPI{bus} CE{} of {who}", o.spi.cs))?;
+            }
+            OutputKind::GpioClocked {
+                data_pin,
+                clock_pin,
+                ..
+            } => {
+                take(*data_pin, format!("data_pin of {who}"))?;
+                take(*clock_pin, format!("clock_pin of {who}"))?;
+            }
+            OutputKind::Gpio { pins, .. } => {
+                for p in pins {
+                    take(*p, format!("pins of {who}"))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    for b in buttons {
+        take(b.pin, format!("button {:?}", b.command))?;
+    }
+    Ok(())
 }
 
 /// Everything `rowplay selftest` needs.
@@ -455,7 +879,7 @@ pub fn selftest(a: &SelftestArgs, cfg: &Config) -> Result<SelftestSettings, Sett
         chip_settings(cfg, a.chip, None, a.spi_hz)?.ok_or(SettingsError::SelftestNeedsChip)?;
     Ok(SelftestSettings {
         chip,
-        leds: a.leds.or(cfg.led.count).unwrap_or(30) as usize,
+        leds: a.leds.or(cfg.led().count).unwrap_or(30) as usize,
         spi: spi_bus(cfg, board(None, cfg)?.as_ref()),
         color: color_from_config(&cfg.color, CHIP_GAMMA)?,
     })
@@ -702,17 +1126,17 @@ mod tests {
 
     #[test]
     fn output_flag_over_config_over_terminal_default() {
-        assert_eq!(resolve("play", "").output, OutputKind::Null);
+        assert_eq!(resolve("play", "").outputs[0].kind, OutputKind::Null);
         assert_eq!(
-            play(&args("play"), &cfg(""), true).unwrap().output,
+            play(&args("play"), &cfg(""), true).unwrap().outputs[0].kind,
             OutputKind::Term
         );
         assert_eq!(
-            resolve("play", "output = \"null\"").output,
+            resolve("play", "output = \"null\"").outputs[0].kind,
             OutputKind::Null
         );
         assert_eq!(
-            resolve("play --output capture:/tmp/a:b", "output = \"term\"").output,
+            resolve("play --output capture:/tmp/a:b", "output = \"term\"").outputs[0].kind,
             OutputKind::Capture(PathBuf::from("/tmp/a:b"))
         );
         assert_eq!(
@@ -724,9 +1148,200 @@ mod tests {
             "--output spi needs a chip: add --chip (e.g. --chip apa102) or [led] chip in the config"
         );
         assert_eq!(
-            resolve("play --output wire:x --chip ws2801", "").output,
+            resolve("play --output wire:x --chip ws2801", "").outputs[0].kind,
             OutputKind::Wire(PathBuf::from("x"))
         );
+    }
+
+    const TWO: &str = "[[output]]\nkind = \"spi\"\nchip = \"apa102\"\nfirst = 2\ncount = 5\nreverse = true\ngamma = 1.0\nbrightness = 0.5\nmax_current_ma = 300\n[[output]]\nkind = \"wire\"\nchip = \"ws2801\"\npath = \"/w\"\ncolor_order = \"GRB\"\n";
+
+    #[test]
+    fn output_tables_resolve_in_order_with_their_own_slice_chip_and_colour() {
+        let s = resolve("play", TWO);
+        assert_eq!(s.outputs.len(), 2);
+        let (a, b) = (&s.outputs[0], &s.outputs[1]);
+        assert_eq!(a.kind, OutputKind::Spi);
+        assert_eq!((a.first, a.count, a.reverse), (2, Some(5), true));
+        assert_eq!(a.chip.unwrap().kind, ChipKind::Apa102);
+        assert_eq!(
+            (a.color.gamma, a.color.brightness, a.color.max_current_ma),
+            (1.0, 0.5, Some(300))
+        );
+        assert_eq!(b.kind, OutputKind::Wire(PathBuf::from("/w")));
+        assert_eq!((b.first, b.count, b.reverse), (0, None, false));
+        assert_eq!(b.chip.unwrap().order.unwrap().to_string(), "GRB");
+        // A chip gives gamma 2.2 unless the table or [color] says.
+        assert_eq!(b.color.gamma, CHIP_GAMMA);
+        // Flags beat the tables.
+        let s = resolve("play --brightness 0.25", TWO);
+        assert!(s.outputs.iter().all(|o| o.color.brightness == 0.25));
+    }
+
+    #[test]
+    fn command_line_outputs_replace_the_configs_and_show_the_whole_strip() {
+        let s = resolve(
+            "play --output wire:/a --output null --chip sk9822 --color-order RGB",
+            TWO,
+        );
+        assert_eq!(s.outputs.len(), 2);
+        assert_eq!(s.outputs[0].kind, OutputKind::Wire(PathBuf::from("/a")));
+        assert_eq!(s.outputs[1].kind, OutputKind::Null);
+        for o in &s.outputs {
+            assert_eq!((o.first, o.count, o.reverse), (0, None, false));
+            assert_eq!(o.chip.unwrap().kind, ChipKind::Sk9822);
+            assert_eq!(o.chip.unwrap().order.unwrap().to_string(), "RGB");
+        }
+        // The single form is one output.
+        let s = resolve("play", "output = \"spi\"\n[led]\nchip = \"ws2812\"");
+        assert_eq!(s.outputs.len(), 1);
+        assert_eq!(s.outputs[0].chip.unwrap().kind, ChipKind::Ws2812);
+    }
+
+    #[test]
+    fn tables_and_the_single_form_together_are_refused() {
+        for extra in ["[led]\ncount = 3", "[spi]\nbus = 0"] {
+            assert_eq!(
+                err("play", &format!("{TWO}{extra}")),
+                SettingsError::BothOutputForms.to_string()
+            );
+        }
+        assert!(err("play", &format!("{TWO}[led]\ncount = 3")).contains("use one of them"));
+    }
+
+    #[test]
+    fn each_kind_needs_its_keys() {
+        let e = |t: &str| err("play", &format!("[[output]]\n{t}"));
+        assert_eq!(e("count = 3"), SettingsError::TableNeedsKind(1).to_string());
+        assert_eq!(
+            e("kind = \"wire\"\nchip = \"apa102\""),
+            "[[output]] 1 (kind = \"wire\") needs path"
+        );
+        assert_eq!(
+            e("kind = \"wire\"\npath = \"/w\""),
+            "[[output]] 1 (kind = \"wire\") needs chip"
+        );
+        assert_eq!(
+            e("kind = \"spi\""),
+            "[[output]] 1 (kind = \"spi\") needs chip"
+        );
+        assert_eq!(
+            e("kind = \"capture\""),
+            "[[output]] 1 (kind = \"capture\") needs path"
+        );
+        assert_eq!(
+            e("kind = \"gpio-clocked\"\nchip = \"apa102\"\ndata_pin = 5"),
+            "[[output]] 1 (kind = \"gpio-clocked\") needs clock_pin"
+        );
+        assert_eq!(
+            e("kind = \"gpio-clocked\"\nchip = \"ws2812\"\ndata_pin = 5\nclock_pin = 6"),
+            SettingsError::NotClocked(1, ChipKind::Ws2812).to_string()
+        );
+        assert_eq!(
+            e("kind = \"gpio-clocked\"\nchip = \"apa102\"\ndata_pin = 5\nclock_pin = 6\nhz = 9000000"),
+            SettingsError::BitbangHz(1, 9_000_000).to_string()
+        );
+        assert_eq!(
+            e("kind = \"gpio\""),
+            "[[output]] 1 (kind = \"gpio\") needs pins"
+        );
+        assert_eq!(
+            e("kind = \"gpio\"\npins = []"),
+            SettingsError::GpioPins(1, 0).to_string()
+        );
+        assert_eq!(
+            e("kind = \"gpio\"\npins = [5]\npwm_hz = 0"),
+            SettingsError::PwmHz(1, 0).to_string()
+        );
+        assert_eq!(
+            e("kind = \"wire\"\nchip = \"apa102\"\npath = \"/w\"\nrecord = \"/r\""),
+            SettingsError::RecordOnHost(1).to_string()
+        );
+        let s = resolve("play", "[[output]]\nkind = \"gpio\"\npins = [5, 6, 13]");
+        assert_eq!(
+            s.outputs[0].kind,
+            OutputKind::Gpio {
+                pins: vec![5, 6, 13],
+                threshold: DEFAULT_THRESHOLD,
+                pwm_hz: None
+            }
+        );
+        let s = resolve(
+            "play",
+            "[[output]]\nkind = \"gpio-clocked\"\nchip = \"ws2801\"\ndata_pin = 5\nclock_pin = 6",
+        );
+        assert_eq!(
+            s.outputs[0].kind,
+            OutputKind::GpioClocked {
+                data_pin: 5,
+                clock_pin: 6,
+                hz: DEFAULT_BITBANG_HZ
+            }
+        );
+    }
+
+    #[test]
+    fn pins_are_checked_against_the_board_and_each_other() {
+        let spi = |bus: u8, cs: u8, chip: &str| {
+            format!("[[output]]\nkind = \"spi\"\nchip = \"{chip}\"\nbus = {bus}\ncs = {cs}\n")
+        };
+        let clocked = |d: u8, c: u8| {
+            format!("[[output]]\nkind = \"gpio-clocked\"\nchip = \"apa102\"\ndata_pin = {d}\nclock_pin = {c}\n")
+        };
+        // Two clocked strips on one bus (through a buffer), and pins apart: fine.
+        resolve(
+            "play",
+            &format!(
+                "{}{}{}",
+                spi(0, 0, "apa102"),
+                spi(0, 1, "sk9822"),
+                clocked(5, 6)
+            ),
+        );
+        assert_eq!(
+            err("play", &format!("{}{}", spi(0, 0, "apa102"), clocked(10, 6))),
+            "GPIO10 is wanted by data_pin of output 2 (gpio-clocked) but SPI0 MOSI holds it: pick another pin"
+        );
+        assert_eq!(
+            err("play", &format!("{}{}", clocked(5, 6), clocked(13, 5))),
+            "GPIO5 is wanted by clock_pin of output 2 (gpio-clocked) but data_pin of output 1 (gpio-clocked) holds it: pick another pin"
+        );
+        assert_eq!(
+            err("play", &format!("{}{}", spi(0, 0, "apa102"), spi(0, 0, "apa102"))),
+            "GPIO8 is wanted by SPI0 CE0 of output 2 (spi) but SPI0 CE0 of output 1 (spi) holds it: pick another pin"
+        );
+        assert_eq!(
+            err("play", &clocked(5, 40)),
+            "GPIO40 (clock_pin of output 1 (gpio-clocked)) is not on the header: use GPIO2..GPIO27"
+        );
+        assert_eq!(
+            err(
+                "play",
+                &format!("{}{}", spi(0, 0, "ws2812"), spi(0, 1, "apa102"))
+            ),
+            SettingsError::Ws2812SharesBus { bus: 0 }.to_string()
+        );
+        // WS2812 alone on its bus is fine.
+        resolve(
+            "play",
+            &format!("{}{}", spi(0, 0, "ws2812"), spi(1, 0, "apa102")),
+        );
+        assert_eq!(
+            err("play --board pi-zero", &spi(3, 0, "apa102")),
+            "board pi-zero has no SPI bus 3"
+        );
+        assert_eq!(
+            err("play", &spi(0, 2, "apa102")),
+            "SPI0 has no chip select CE2"
+        );
+        assert_eq!(
+            err("play", &format!("{}[[button]]\npin = 6\ncommand = \"next\"", clocked(5, 6))),
+            "GPIO6 is wanted by button \"next\" but clock_pin of output 1 (gpio-clocked) holds it: pick another pin"
+        );
+        assert!(err(
+            "play --chip apa102 --output spi",
+            "[[button]]\npin = 11\ncommand = \"next\""
+        )
+        .contains("SPI0 SCLK holds it"));
     }
 
     #[test]
@@ -763,13 +1378,13 @@ mod tests {
     #[test]
     fn the_example_config_resolves_whole() {
         let c = cfg(include_str!("../../boards/config.example.toml"));
-        assert_eq!(c.led.count, Some(300));
+        assert_eq!(c.led().count, Some(300));
         assert_eq!(c.buttons.len(), 2);
         for b in &c.buttons {
             crate::buttons::validate(b).unwrap();
         }
         let s = play(&args("play"), &c, false).unwrap();
-        assert_eq!(s.output, OutputKind::Spi);
+        assert_eq!(s.outputs[0].kind, OutputKind::Spi);
         assert_eq!(s.rt_priority, 80);
         assert_eq!(s.socket, None, "the example uses the default place");
         assert!(s.chip.is_some());

@@ -13,6 +13,7 @@
 pub mod apa102;
 pub mod chip;
 pub mod decode;
+pub mod gpio;
 pub mod order;
 pub mod record;
 pub mod sk9822;
@@ -108,5 +109,48 @@ impl Output for Null {
     fn prepare(&mut self, _pixels: &[u8]) {}
     fn send(&mut self, _meta: &FrameMeta) -> Result<(), OutputError> {
         Ok(())
+    }
+}
+
+/// An output that also records: every frame goes to `main`, and the same
+/// pixels to `record` (a `wire:` recorder with the same chip), so the record
+/// holds exactly what `main` sends. Used by `record = "PATH"` on hardware
+/// outputs.
+pub struct Tee {
+    main: Box<dyn Output>,
+    record: Box<dyn Output>,
+}
+
+impl Tee {
+    /// Send to `main`, record to `record`.
+    pub fn new(main: Box<dyn Output>, record: Box<dyn Output>) -> Tee {
+        Tee { main, record }
+    }
+}
+
+impl Output for Tee {
+    fn prepare(&mut self, pixels: &[u8]) {
+        self.main.prepare(pixels);
+        self.record.prepare(pixels);
+    }
+
+    fn send(&mut self, meta: &FrameMeta) -> Result<(), OutputError> {
+        // The record never blocks (a writer thread); the device goes first.
+        let r = self.main.send(meta);
+        let _ = self.record.send(meta);
+        r
+    }
+
+    fn dropped(&self) -> u64 {
+        self.main.dropped() + self.record.dropped()
+    }
+
+    fn write_errors(&self) -> u64 {
+        self.main.write_errors() + self.record.write_errors()
+    }
+
+    fn finish(&mut self) {
+        self.main.finish();
+        self.record.finish();
     }
 }

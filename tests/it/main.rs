@@ -8,6 +8,8 @@
 //! - `play_cli`: the real binary with `--clock step` and the socket: jumps,
 //!   stop, signals, abuse, refused realtime.
 //! - `wire`: `wire:` records decoded back to pixels for every chip.
+//! - `outputs`: several `[[output]]`s (SPI and GPIO stand-ins), each record
+//!   decoded to its slice; pin conflicts refused.
 //! - `control_cli`: `pending`/`wait`, default socket places, `ctl` and the
 //!   config, SIGHUP with and without a terminal.
 //! - `fseq`: `.fseq` fixtures packed to the independent writer's bytes,
@@ -32,6 +34,7 @@ mod library;
 mod multisync;
 mod net;
 mod net_peers;
+mod outputs;
 mod pack_cli;
 mod play_cli;
 mod player;

@@ -4,9 +4,12 @@ use crate::util::*;
 use rowplay::clock::MockClock;
 use rowplay::color::{ColorSettings, Pipeline};
 use rowplay::library::Library;
-use rowplay::output::{FrameMeta, Output, OutputError, ALL_OFF};
+use rowplay::output::chip::{ChipKind, ChipSettings, Encoder};
+use rowplay::output::record::{FileSink, Recorder};
+use rowplay::output::{FrameMeta, Output, OutputError, Tee, ALL_OFF};
 use rowplay::player::{
     Bundle, Command, CommandQueue, Links, Order, Player, PlayerConfig, PlaylistItem, RetiredQueue,
+    Slot,
 };
 use rowplay::stats::Stats;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -459,18 +462,58 @@ fn the_frame_loop_never_allocates() {
         links.retired.clone(),
         links.stats.clone(),
     );
-    let mut pl = Player::new(
-        Box::new(Bundle::new(lib.clone(), items).unwrap()),
-        MockClock::new(0),
-        Box::new(Null),
+    // Several outputs at once: whole strip, overlapping slices (one
+    // reversed, each with its own pipeline), a wire recorder and a recorder
+    // teed beside a device, as `record = PATH` builds it.
+    let pipe = |gamma: f32, ma: Option<u32>, ch: usize| {
         Pipeline::new(
             ColorSettings {
-                gamma: 2.2,
-                max_current_ma: Some(100),
+                gamma,
+                max_current_ma: ma,
                 ..Default::default()
             },
-            4,
+            ch,
+        )
+    };
+    let enc = |chip: ChipKind, n: usize| Encoder::new(ChipSettings::new(chip), n);
+    let wire = |path: &str, e: Encoder| -> Box<dyn Output> {
+        let sink = FileSink::create(&dir.path().join(path)).unwrap();
+        Box::new(Recorder::start(sink, e.frame_len(), Some(e)).unwrap())
+    };
+    let outs = vec![
+        Slot::new(
+            "null",
+            Box::new(Null),
+            pipe(2.2, Some(100), 4),
+            0,
+            10,
+            false,
         ),
+        Slot::new("null", Box::new(Null), pipe(1.0, None, 3), 3, 5, true),
+        Slot::new(
+            "wire",
+            wire("a.wire", enc(ChipKind::Apa102, 6)),
+            pipe(2.2, None, 3),
+            2,
+            6,
+            false,
+        ),
+        Slot::new(
+            "spi",
+            Box::new(Tee::new(
+                Box::new(Null),
+                wire("b.wire", enc(ChipKind::Ws2812, 7)),
+            )),
+            pipe(1.8, Some(50), 3),
+            4,
+            7,
+            true,
+        ),
+    ];
+    let mut pl = Player::with_outputs(
+        Box::new(Bundle::new(lib.clone(), items).unwrap()),
+        MockClock::new(0),
+        outs,
         &links,
         PlayerConfig {
             fps: 50,
@@ -523,6 +566,92 @@ fn the_frame_loop_never_allocates() {
     assert_eq!(stats.frames.load(Relaxed), 3000);
     assert_eq!(stats.commands.load(Relaxed), 11);
     assert!(retired.dequeue().is_some());
+    let outs = stats.outputs.get().unwrap();
+    assert_eq!(outs.len(), 4);
+    for o in outs {
+        assert_eq!(o.frames.load(Relaxed), 3000);
+        assert_eq!(o.write_ns.count(), 3000);
+    }
+    pl.finish();
+}
+
+#[test]
+fn each_output_gets_its_slice_of_the_row_in_a_fixed_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let arrays = vec![named("a", 1, 4, 6)];
+    let p = pack(dir.path(), arrays.clone(), 8);
+    let lib = Arc::new(Library::open(&p, &Default::default()).unwrap());
+    let links = Links::new();
+    let caps: Vec<Cap> = (0..3).map(|_| Cap::default()).collect();
+    let plain = || Pipeline::new(ColorSettings::default(), 3);
+    let half = Pipeline::new(
+        ColorSettings {
+            brightness: 0.5,
+            ..Default::default()
+        },
+        3,
+    );
+    let outs = vec![
+        Slot::new("a", Box::new(caps[0].clone()), plain(), 0, 6, false),
+        // Overlapping, reversed, and running past the row's end.
+        Slot::new("b", Box::new(caps[1].clone()), plain(), 4, 4, true),
+        Slot::new("c", Box::new(caps[2].clone()), half, 1, 2, false),
+    ];
+    let mut pl = Player::with_outputs(
+        Box::new(Bundle::new(lib.clone(), vec![]).unwrap()),
+        MockClock::new(0),
+        outs,
+        &links,
+        PlayerConfig {
+            fps: 50,
+            force_fps: false,
+            leds: 6,
+            order: Order::Loop,
+            max_frames: None,
+            max_ns: None,
+            start: None,
+            seed: 1,
+        },
+    );
+    pl.start();
+    pl.run_frames(4);
+    let data = &arrays[0].array.data;
+    let px = |row: usize, led: usize| -> [u8; 3] {
+        if led >= 6 {
+            return [0; 3];
+        }
+        let o = (row * 6 + led) * 3;
+        [data[o], data[o + 1], data[o + 2]]
+    };
+    let f: Vec<_> = caps
+        .iter()
+        .map(|c| c.frames.lock().unwrap().clone())
+        .collect();
+    for (i, c) in f.iter().enumerate() {
+        assert_eq!(c.len(), 5, "output {i}: blank + 4 frames");
+        assert!(c[0].1.iter().all(|v| *v == 0));
+    }
+    for n in 1..5 {
+        let (meta, _) = &f[0][n];
+        let row = meta.row as usize;
+        // Every output got the same frame, stamped with the same hand-off.
+        assert!(f.iter().all(|c| c[n].0 == *meta));
+        let want_a: Vec<u8> = (0..6).flat_map(|l| px(row, l)).collect();
+        assert_eq!(f[0][n].1, want_a);
+        let want_b: Vec<u8> = [7, 6, 5, 4].iter().flat_map(|&l| px(row, l)).collect();
+        assert_eq!(f[1][n].1, want_b);
+        let want_c: Vec<u8> = (1..3)
+            .flat_map(|l| px(row, l))
+            .map(|v| (v as f32 * 0.5).round() as u8)
+            .collect();
+        assert_eq!(f[2][n].1, want_c);
+    }
+    let outs = links.stats.outputs.get().unwrap();
+    let kinds: Vec<_> = outs.iter().map(|o| (o.kind, o.first, o.count)).collect();
+    assert_eq!(kinds, [("a", 0, 6), ("b", 4, 4), ("c", 1, 2)]);
+    let json = links.stats.counters_json();
+    assert_eq!(json["outputs"][1]["frames"], 4);
+    assert!(json["outputs"][2]["write_ns"]["max"].is_u64());
 }
 
 /// Reads that stall like a slow SD card, or fail.
