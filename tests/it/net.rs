@@ -328,6 +328,12 @@ fn hostile_packets_are_counted_as_bad() {
 
 #[test]
 fn e131_multicast_on_loopback() {
+    // qemu-user refuses IP_MULTICAST_IF with an in_addr (the ARMv6 lane sets
+    // QEMU_CPU); the sender needs it to keep the datagram on lo.
+    if std::env::var_os("QEMU_CPU").is_some() {
+        eprintln!("skipped under user-mode emulation: qemu refuses IP_MULTICAST_IF");
+        return;
+    }
     let mut s = settings(&[Protocol::E131]);
     s.multicast = true;
     let (rx, mut view) = start(&s, 170);
