@@ -316,14 +316,23 @@ fn hostile_packets_are_counted_as_bad() {
     let (f, _) = next_frame(&mut view);
     assert!(f.iter().all(|&b| b == 5));
     let st = rx.stats();
-    let bad: u64 = st.bad_packets.load(std::sync::atomic::Ordering::Relaxed)
-        + st.sources
-            .iter()
-            .map(|s| s.bad_packets.load(std::sync::atomic::Ordering::Relaxed))
-            .sum::<u64>();
+    let bad = || -> u64 {
+        st.bad_packets.load(std::sync::atomic::Ordering::Relaxed)
+            + st.sources
+                .iter()
+                .map(|s| s.bad_packets.load(std::sync::atomic::Ordering::Relaxed))
+                .sum::<u64>()
+    };
+    // The three sockets are read in turn: the DDP frame can be out before
+    // the other sockets' garbage is counted. Wait for the count (a guard
+    // against a hang, not a timing assertion).
+    let t = std::time::Instant::now();
+    while bad() < 15 && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     // Every one of the 15 datagrams is refused by its parser (the 3000-byte
     // one is larger than the receive buffer and refused whole).
-    assert_eq!(bad, 15);
+    assert_eq!(bad(), 15);
 }
 
 #[test]
