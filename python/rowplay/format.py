@@ -43,38 +43,22 @@ U64_MAX = (1 << 64) - 1
 
 _HEADER = struct.Struct("<8sIIIIQQQQII")
 
+# Version 1's index entry, field by field (src/pack/format.rs).
+_V1_FIELDS = [
+    ("body_offset", "<u8"),
+    ("rows", "<u4"),
+    ("leds", "<u4"),
+    ("channels", "<u4"),
+    ("body_crc", "<u4"),
+    ("name_offset", "<u4"),
+    ("name_len", "<u4"),
+]
+
 #: Index entry layout per format version: (entry size, numpy dtype).
+#: Version 2 is version 1 plus each array's frame period (0 = none).
 ENTRY_LAYOUTS = {
-    1: (
-        32,
-        np.dtype(
-            [
-                ("body_offset", "<u8"),
-                ("rows", "<u4"),
-                ("leds", "<u4"),
-                ("channels", "<u4"),
-                ("body_crc", "<u4"),
-                ("name_offset", "<u4"),
-                ("name_len", "<u4"),
-            ]
-        ),
-    ),
-    # Version 2: the same, plus each array's frame period (0 = none).
-    2: (
-        40,
-        np.dtype(
-            [
-                ("body_offset", "<u8"),
-                ("rows", "<u4"),
-                ("leds", "<u4"),
-                ("channels", "<u4"),
-                ("body_crc", "<u4"),
-                ("name_offset", "<u4"),
-                ("name_len", "<u4"),
-                ("period_ns", "<u8"),
-            ]
-        ),
-    ),
+    1: (32, np.dtype(_V1_FIELDS)),
+    2: (40, np.dtype(_V1_FIELDS + [("period_ns", "<u8")])),
 }
 #: Shortest and longest frame period an entry may carry (1 ms, 1 s).
 MIN_PERIOD_NS = 1_000_000
