@@ -6,6 +6,7 @@
 //! after the work" instead would add the work time and the wake-up latency
 //! to every period, and the error would accumulate into drift.
 
+use crate::handoff::WakeWaiter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,6 +16,17 @@ pub trait Clock: Send {
     fn now_ns(&self) -> u64;
     /// Sleep until `deadline_ns` (returns at once if it has passed).
     fn sleep_until(&mut self, deadline_ns: u64);
+    /// Sleep until `deadline_ns` or until `w` is woken (a live frame is
+    /// complete); true when woken. A wake that came before the call is not
+    /// lost. Test clocks take a pending wake at once, else sleep to the
+    /// deadline.
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        if w.take() {
+            return true;
+        }
+        self.sleep_until(deadline_ns);
+        false
+    }
 }
 
 /// A boxed clock is a clock, so the player can be handed either kind.
@@ -24,6 +36,9 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
     fn sleep_until(&mut self, deadline_ns: u64) {
         (**self).sleep_until(deadline_ns)
+    }
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        (**self).wait_until(deadline_ns, w)
     }
 }
 
@@ -70,6 +85,11 @@ impl Clock for Monotonic {
                 break;
             }
         }
+    }
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        // One futex with the deadline as its absolute time-out, on the
+        // same clock.
+        w.wait_until(deadline_ns)
     }
 }
 
@@ -184,6 +204,24 @@ impl StepClock {
     pub fn granted(&self) -> u64 {
         self.granted.load(Ordering::SeqCst)
     }
+
+    /// Wait for a grant (then jump to the deadline: false) or a wake of
+    /// `w` (time stays: true), or a stop.
+    fn step_or_wake(&mut self, deadline_ns: u64, mut w: Option<&mut WakeWaiter>) -> bool {
+        while self.granted.load(Ordering::SeqCst) <= self.taken {
+            if w.as_mut().is_some_and(|w| w.take()) {
+                return true;
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.taken += 1;
+        let now = self.now.load(Ordering::SeqCst);
+        self.now.store(now.max(deadline_ns), Ordering::SeqCst);
+        false
+    }
 }
 
 impl Clock for StepClock {
@@ -191,15 +229,10 @@ impl Clock for StepClock {
         self.now.load(Ordering::SeqCst)
     }
     fn sleep_until(&mut self, deadline_ns: u64) {
-        while self.granted.load(Ordering::SeqCst) <= self.taken {
-            if self.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        self.taken += 1;
-        let now = self.now.load(Ordering::SeqCst);
-        self.now.store(now.max(deadline_ns), Ordering::SeqCst);
+        self.step_or_wake(deadline_ns, None);
+    }
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        self.step_or_wake(deadline_ns, Some(w))
     }
 }
 

@@ -19,6 +19,8 @@ use crate::clock::{Clock, Ticker};
 use crate::color::Pipeline;
 use crate::library::Library;
 use crate::loader::{Loader, PlayerSide, RowState, Want};
+use crate::net::settings::{AfterLive, LiveOutput, LiveRank};
+use crate::net::{LiveMeta, LiveView, LIVE_ARRAY};
 use crate::output::{FrameMeta, Output, ALL_OFF};
 use crate::playlist::{Cursor, Go};
 pub use crate::playlist::{Order, PlaylistItem};
@@ -178,6 +180,9 @@ pub struct Slot {
     /// The slice after the colour pipeline.
     pix: Vec<u8>,
     stats: Arc<OutputStats>,
+    /// The pipeline for live frames (the live gamma, the same brightness
+    /// and current budget), when live input is attached.
+    live_pipe: Option<Pipeline>,
 }
 
 impl Slot {
@@ -195,6 +200,7 @@ impl Slot {
             src: vec![0; count * MAX_SRC_CHANNELS],
             pix: vec![0; count * pipe.out_channels()],
             stats: Arc::new(OutputStats::new(kind, first, count)),
+            live_pipe: None,
             out,
             pipe,
             first,
@@ -227,6 +233,11 @@ impl Slot {
     /// it through the pipeline and let the output prepare it. LEDs past the
     /// row are black. Never allocates.
     fn render(&mut self, row: &[u8], leds: usize, channels: usize) {
+        self.render_with(row, leds, channels, false);
+    }
+
+    /// Like [`Slot::render`], through the live pipeline when `live`.
+    fn render_with(&mut self, row: &[u8], leds: usize, channels: usize, live: bool) {
         let ch = channels.clamp(1, MAX_SRC_CHANNELS);
         let n = self.count;
         let leds = leds.min(row.len() / ch);
@@ -238,7 +249,11 @@ impl Slot {
                 _ => d.fill(0),
             }
         }
-        self.pipe.apply(src, ch, &mut self.pix);
+        let pipe = match (&self.live_pipe, live) {
+            (Some(p), true) => p,
+            _ => &self.pipe,
+        };
+        pipe.apply(src, ch, &mut self.pix);
         self.out.prepare(&self.pix);
     }
 
@@ -246,6 +261,37 @@ impl Slot {
         self.pix.fill(0);
         self.out.prepare(&self.pix);
     }
+}
+
+/// Live network input as the frame loop takes it (door 2), with the rules
+/// of the mux over playback.
+pub struct LiveInput {
+    /// The receivers' frames and wake-up.
+    pub view: LiveView,
+    /// Push (at once) or tick (latched at the next deadline).
+    pub output: LiveOutput,
+    /// What playback does when live input ends.
+    pub after: AfterLive,
+    /// Over playback, or under it (shown only while playback is stopped).
+    pub rank: LiveRank,
+    /// Gamma of live data.
+    pub gamma: f32,
+    /// Channels per LED of live data (3 RGB, 4 RGBW).
+    pub channels: usize,
+}
+
+/// The player's live state: the input and its preallocated frame.
+struct Live {
+    input: LiveInput,
+    /// The newest live frame taken from the slot.
+    frame: Vec<u8>,
+    /// What it is, once one has arrived.
+    meta: Option<LiveMeta>,
+    /// `meta` has not been handed out yet.
+    unsent: bool,
+    /// Live was shown at the last hand-off (so playback must take over
+    /// when it is not any more).
+    showing: bool,
 }
 
 /// What the upcoming frame is.
@@ -293,6 +339,10 @@ pub struct Player<C: Clock> {
     publish: Option<crate::handoff::SlotWriter>,
     /// Playback time so far: the sum of the periods of the frames shown.
     played_ns: u64,
+    /// Live input, when attached.
+    live: Option<Live>,
+    /// The outputs hold a live frame, not the upcoming playback frame.
+    outputs_hold_live: bool,
 }
 
 impl<C: Clock> Player<C> {
@@ -375,7 +425,30 @@ impl<C: Clock> Player<C> {
             default_period: period,
             publish: None,
             played_ns: 0,
+            live: None,
+            outputs_hold_live: false,
         }
+    }
+
+    /// Take live frames from `input`: each output gets a live pipeline
+    /// (its own, with the live gamma) and the frame buffer is made here.
+    pub fn attach_live(&mut self, input: LiveInput) {
+        for s in &mut self.outs {
+            let settings = crate::color::ColorSettings {
+                gamma: input.gamma,
+                ..*s.pipe.settings()
+            };
+            let mut p = Pipeline::new(settings, s.pipe.out_channels());
+            p.set_brightness(s.pipe.brightness());
+            s.live_pipe = Some(p);
+        }
+        self.live = Some(Live {
+            frame: vec![0; input.view.frame_len()],
+            input,
+            meta: None,
+            unsent: false,
+            showing: false,
+        });
     }
 
     /// Blank the strip, choose the first array and prepare its first frame.
@@ -452,10 +525,11 @@ impl<C: Clock> Player<C> {
         &self.b
     }
 
-    /// One frame: sleep, commands, send, prepare the next.
+    /// One frame: sleep (handing out live frames as they complete, in push
+    /// mode), commands, send, prepare the next.
     pub fn frame(&mut self) {
         let deadline = self.ticker.deadline();
-        self.clock.sleep_until(deadline);
+        self.wait_for(deadline);
         let woke = self.clock.now_ns();
         self.stats
             .wake_latency
@@ -469,6 +543,13 @@ impl<C: Clock> Player<C> {
                 }
                 None => break,
             }
+        }
+        if self.live_tick() {
+            // Live is shown: playback holds where it is; the cadence runs on.
+            self.frames += 1;
+            self.played_ns = self.played_ns.saturating_add(self.ticker.period());
+            self.end_tick();
+            return;
         }
         if self.upcoming == Upcoming::NotReady {
             self.fetch(); // the loader may have caught up since
@@ -492,12 +573,206 @@ impl<C: Clock> Player<C> {
         };
         // The frame is handed out at `t`: the first output's hand-off is
         // what a miss is judged by; each output's own send is timed.
+        let t = self.hand_out(&mut meta);
+        // Each frame is held for its own array's period: a switch lands on
+        // the next deadline of the old cadence, then the new period applies.
+        let period = self.period_of(meta.array);
+        self.ticker.set_period(period);
+        self.stats.period_ns.store(period, Relaxed);
+        self.played_ns = self.played_ns.saturating_add(period);
+        self.judge(deadline, woke, t, period);
+        self.frames += 1;
+        self.stats.array.store(meta.array, Relaxed);
+        self.stats.row.store(meta.row, Relaxed);
+        self.last = meta;
+
+        if self.upcoming == Upcoming::Row {
+            if self.switch_unshown && meta.row == 0 {
+                // Row 0 of the latest switch is out: `wait` may answer.
+                self.switch_unshown = false;
+                self.stats
+                    .shown_seq
+                    .store(self.stats.switches.load(Relaxed), Relaxed);
+            }
+            std::mem::swap(&mut self.b.src_next, &mut self.b.src_sent);
+            self.advance(period);
+        }
+        self.end_tick();
+    }
+
+    /// Move the ticker past this tick (late ticks are skipped, counted).
+    fn end_tick(&mut self) {
+        let skipped = self.ticker.advance(self.clock.now_ns());
+        if skipped > 0 {
+            self.stats.skipped_ticks.fetch_add(skipped, Relaxed);
+        }
+    }
+
+    /// Count a deadline miss: handed out more than a quarter period late.
+    fn judge(&mut self, deadline: u64, woke: u64, t: u64, period: u64) {
+        if t.saturating_sub(deadline) > period / 4 {
+            Stats::bump(&self.stats.deadline_misses);
+            self.stats.misses.record(Miss {
+                deadline_ns: deadline,
+                woke_ns: woke,
+                sent_ns: t,
+            });
+        }
+    }
+
+    /// Sleep to `deadline`. With live input in push mode, wait on the
+    /// receivers' futex instead and hand out each live frame as it
+    /// completes; without it, `clock_nanosleep` as always.
+    fn wait_for(&mut self, deadline: u64) {
+        loop {
+            let woken = match &mut self.live {
+                Some(l) if l.input.output == LiveOutput::Push => {
+                    self.clock.wait_until(deadline, l.input.view.waiter())
+                }
+                _ => {
+                    self.clock.sleep_until(deadline);
+                    false
+                }
+            };
+            if !woken || self.stop.load(Relaxed) {
+                return;
+            }
+            self.take_live();
+            if self.live_shown() && self.live.as_ref().is_some_and(|l| l.unsent) {
+                self.send_live();
+            }
+        }
+    }
+
+    /// Take the newest complete live frame, if there is a new one.
+    fn take_live(&mut self) {
+        if let Some(l) = &mut self.live {
+            if let Some(m) = l.input.view.latest(&mut l.frame) {
+                l.meta = Some(m);
+                l.unsent = true;
+            }
+            if !l.input.view.is_live() {
+                // No source any more: the next one starts from its own
+                // first frame.
+                l.meta = None;
+                l.unsent = false;
+            }
+        }
+    }
+
+    /// Whether live input is what the outputs show now: a source is
+    /// winning, and it ranks over playback or playback is stopped.
+    fn live_shown(&self) -> bool {
+        let Some(l) = &self.live else {
+            return false;
+        };
+        l.input.view.is_live()
+            && l.meta.is_some()
+            && (l.input.rank == LiveRank::Over || self.stopped || self.finished)
+    }
+
+    /// The live part of a tick. True when live is shown (the tick is done);
+    /// false when playback shows, after making its frame ready again if a
+    /// live frame was in the outputs.
+    fn live_tick(&mut self) -> bool {
+        if self.live.is_none() {
+            return false;
+        }
+        self.take_live();
+        if self.live_shown() {
+            let tick = self
+                .live
+                .as_ref()
+                .is_some_and(|l| l.input.output == LiveOutput::Tick);
+            // Push mode sent each frame as it came; a frame still unsent
+            // (it came while playback ranked over it) goes now. Tick mode
+            // latches the newest frame at every tick.
+            if tick || self.live.as_ref().is_some_and(|l| l.unsent) {
+                self.send_live();
+            }
+            if let Some(l) = &mut self.live {
+                l.showing = true;
+            }
+            self.stats.showing_live.store(1, Relaxed);
+            return true;
+        }
+        self.stats.showing_live.store(0, Relaxed);
+        let ended = match &mut self.live {
+            Some(l) if l.showing => {
+                l.showing = false;
+                if l.input.view.is_live() {
+                    None // playback took over by rank (it plays again)
+                } else {
+                    Some(l.input.after)
+                }
+            }
+            _ => None,
+        };
+        match ended {
+            Some(AfterLive::Restart) if !self.stopped && !self.finished => {
+                let go = self.b.cursor.jump(self.array);
+                self.go(go);
+            }
+            Some(AfterLive::Dark) => {
+                self.stopped = true;
+                self.paused = false;
+                self.go_dark();
+                self.publish_state();
+            }
+            _ => {}
+        }
+        if self.outputs_hold_live {
+            self.refresh_upcoming();
+        }
+        false
+    }
+
+    /// Render the newest live frame into every output and hand it out now.
+    fn send_live(&mut self) {
+        let Some(l) = &mut self.live else {
+            return;
+        };
+        let Some(m) = l.meta else {
+            return;
+        };
+        l.unsent = false;
+        let ch = l.input.channels;
+        let leds = l.frame.len() / ch.max(1);
+        for s in &mut self.outs {
+            s.render_with(&l.frame, leds, ch, true);
+        }
+        self.outputs_hold_live = true;
+        let mut meta = FrameMeta {
+            t_ns: 0,
+            array: LIVE_ARRAY,
+            row: m.frame as u32,
+        };
+        self.hand_out(&mut meta);
+        // Completed (receiver, CLOCK_MONOTONIC) to handed out.
+        let now = crate::clock::monotonic_ns();
+        self.stats.live_latency.record(now.saturating_sub(m.t_ns));
+        Stats::bump(&self.stats.live_frames);
+    }
+
+    /// Make the upcoming playback frame ready in the outputs again.
+    fn refresh_upcoming(&mut self) {
+        self.outputs_hold_live = false;
+        match self.upcoming {
+            Upcoming::Row => self.render_next(),
+            Upcoming::Hold | Upcoming::NotReady => self.render_from_sent(),
+            Upcoming::Dark => self.go_dark(),
+        }
+    }
+
+    /// Send the prepared frame to every output in order, stamped now;
+    /// count it and publish it (door 3). Returns the hand-off time.
+    fn hand_out(&mut self, meta: &mut FrameMeta) -> u64 {
         let t = self.clock.now_ns();
         meta.t_ns = t;
         let (mut dropped, mut write_errors) = (0, 0);
         for s in &mut self.outs {
             let t0 = self.clock.now_ns();
-            let r = s.out.send(&meta);
+            let r = s.out.send(meta);
             s.stats
                 .write_ns
                 .record(self.clock.now_ns().saturating_sub(t0));
@@ -514,21 +789,6 @@ impl<C: Clock> Player<C> {
         }
         self.stats.output_dropped.store(dropped, Relaxed);
         self.stats.output_write_errors.store(write_errors, Relaxed);
-        // Each frame is held for its own array's period: a switch lands on
-        // the next deadline of the old cadence, then the new period applies.
-        let period = self.period_of(meta.array);
-        self.ticker.set_period(period);
-        self.stats.period_ns.store(period, Relaxed);
-        self.played_ns = self.played_ns.saturating_add(period);
-        if t.saturating_sub(deadline) > period / 4 {
-            Stats::bump(&self.stats.deadline_misses);
-            self.stats.misses.record(Miss {
-                deadline_ns: deadline,
-                woke_ns: woke,
-                sent_ns: t,
-            });
-        }
-        self.frames += 1;
         Stats::bump(&self.stats.frames);
         if let Some(w) = &mut self.publish {
             // The first output's pixels still hold the frame just handed
@@ -538,30 +798,12 @@ impl<C: Clock> Player<C> {
             let n = pix.len().min(f.pixels.len());
             f.pixels[..n].copy_from_slice(&pix[..n]);
             f.pixels[n..].fill(0);
-            f.counter = self.frames;
+            f.counter = self.stats.frames.load(Relaxed);
             f.t_ns = t;
             f.source = meta.array;
             w.publish();
         }
-        self.stats.array.store(meta.array, Relaxed);
-        self.stats.row.store(meta.row, Relaxed);
-        self.last = meta;
-
-        if self.upcoming == Upcoming::Row {
-            if self.switch_unshown && meta.row == 0 {
-                // Row 0 of the latest switch is out: `wait` may answer.
-                self.switch_unshown = false;
-                self.stats
-                    .shown_seq
-                    .store(self.stats.switches.load(Relaxed), Relaxed);
-            }
-            std::mem::swap(&mut self.b.src_next, &mut self.b.src_sent);
-            self.advance(period);
-        }
-        let skipped = self.ticker.advance(self.clock.now_ns());
-        if skipped > 0 {
-            self.stats.skipped_ticks.fetch_add(skipped, Relaxed);
-        }
+        t
     }
 
     fn apply(&mut self, c: Command) {
@@ -609,6 +851,9 @@ impl<C: Clock> Player<C> {
     fn set_brightness(&mut self, x: f32) {
         for s in &mut self.outs {
             s.pipe.set_brightness(x);
+            if let Some(p) = &mut s.live_pipe {
+                p.set_brightness(x);
+            }
         }
         self.stats.brightness_milli.store(
             (self.outs[0].pipe.brightness() * 1000.0).round() as u32,

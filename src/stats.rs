@@ -133,6 +133,12 @@ pub struct Stats {
     pub shown_seq: AtomicU64,
     /// How late each wake-up was against its deadline.
     pub wake_latency: Histogram,
+    /// Live frames handed to the outputs.
+    pub live_frames: AtomicU64,
+    /// Live frames: from the packet that completed one to its hand-off.
+    pub live_latency: Histogram,
+    /// 1 while live input is shown instead of playback.
+    pub showing_live: AtomicU32,
     /// Each output's counters, in the order frames are written (set once,
     /// when the player is made).
     pub outputs: std::sync::OnceLock<Vec<Arc<OutputStats>>>,
@@ -298,12 +304,26 @@ impl Stats {
             ("skipped_arrays", &self.skipped_arrays),
             ("reloads", &self.reloads),
             ("shown_seq", &self.shown_seq),
+            ("live_frames", &self.live_frames),
         ] {
             m.insert(k.into(), c.load(Relaxed).into());
         }
         m.insert(
             "wake_latency_ns".into(),
             serde_json::to_value(self.wake_latency.summary()).unwrap_or_default(),
+        );
+        m.insert(
+            "live_latency_ns".into(),
+            serde_json::to_value(self.live_latency.summary()).unwrap_or_default(),
+        );
+        m.insert(
+            "showing".into(),
+            if self.showing_live.load(Relaxed) != 0 {
+                "live"
+            } else {
+                "playback"
+            }
+            .into(),
         );
         if let Some(outs) = self.outputs.get() {
             m.insert(

@@ -322,6 +322,58 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
         }
     };
 
+    // Live network input (door 2), only when asked for.
+    let mut live = None;
+    let _receiver = match &s.network {
+        None => {
+            path.add_status_field("live", Box::new(|| serde_json::Value::Null));
+            None
+        }
+        Some(n) => {
+            let channels = lib.max_channels().clamp(3, 4) as usize;
+            let map = crate::net::Mapping::new(
+                leds,
+                channels,
+                n.channels_per_universe,
+                n.universe,
+                n.artnet_universe,
+                n.ddp_offset,
+            )
+            .map_err(|e| AppError::Net(crate::net::NetError::Mapping(e)))?;
+            let (rx, view) = crate::net::Receiver::start(n, map)?;
+            let listening: Vec<String> = n
+                .listen
+                .iter()
+                .map(|l| {
+                    let port = rx.port(l.protocol).unwrap_or(l.port);
+                    format!("{}:{port}", l.protocol.name())
+                })
+                .collect();
+            eprintln!(
+                "rowplay: live input on {} ({}), {} universes from E1.31 {} / Art-Net {}",
+                listening.join(", "),
+                n.listen_addr,
+                map.universes(),
+                map.first_e131(),
+                map.first_artnet()
+            );
+            let stats = rx.stats().clone();
+            path.add_status_field(
+                "live",
+                Box::new(move || stats.to_json(crate::clock::monotonic_ns())),
+            );
+            live = Some(crate::player::LiveInput {
+                view,
+                output: n.live_output,
+                after: n.after_live,
+                rank: n.live_rank,
+                gamma: n.live_gamma,
+                channels,
+            });
+            Some(rx)
+        }
+    };
+
     let pcfg = PlayerConfig {
         fps: s.fps,
         force_fps: s.force_fps,
@@ -375,6 +427,9 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
             if let Some(w) = publish {
                 p.publish_frames(w);
             }
+            if let Some(l) = live {
+                p.attach_live(l);
+            }
             if rt_priority > 0 {
                 // Now that the loop's buffers exist, lock them too (a refusal
                 // was already reported at start).
@@ -414,6 +469,7 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
             "arrays": lib.len(),
             "fps": s.fps,
             "recent_misses": links.stats.misses.recent(),
+            "live": path.status().get("live").cloned().unwrap_or_default(),
         });
         if let serde_json::Value::Object(extra) = extra {
             v.extend(extra);

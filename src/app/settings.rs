@@ -10,6 +10,7 @@ use crate::color::{ColorError, ColorSettings};
 use crate::config::{
     ButtonConfig, ColorConfig, Config, OutputConfig, OutputField, OutputKindName, PlaylistEntry,
 };
+use crate::net::NetSettings;
 use crate::output::chip::{ChipError, ChipKind, ChipSettings, ColorOrder};
 use crate::playlist::{Order, PlaylistSpec};
 use std::fmt;
@@ -51,6 +52,9 @@ pub enum SettingsError {
     SelftestNeedsChip,
     /// `--http` / `[http] listen` is not `ADDR:PORT`.
     HttpListen(String),
+    /// A live-input setting that does not parse or is out of range (the
+    /// message names the option).
+    Network(String),
     /// `[[output]]` tables together with the single form's `[led]`/`[spi]`.
     BothOutputForms,
     /// An `[[output]]` table (1-based) without `kind`.
@@ -141,6 +145,7 @@ impl fmt::Display for SettingsError {
             SettingsError::ColorOrder(e) => write!(f, "{e}"),
             SettingsError::Chip(e) => write!(f, "{e}"),
             SettingsError::Color(e) => write!(f, "{e}"),
+            SettingsError::Network(m) => f.write_str(m),
             SettingsError::HttpListen(a) => write!(
                 f,
                 "--http {a:?} is not ADDR:PORT (e.g. 0.0.0.0:8080, or 127.0.0.1:0 for any free port)"
@@ -504,6 +509,9 @@ pub struct PlaySettings {
     pub buttons: Vec<ButtonConfig>,
     /// The web page and HTTP API, if asked for.
     pub http: Option<HttpChoice>,
+    /// Live network input, if `--listen` / `[network] listen` names a
+    /// protocol.
+    pub network: Option<NetSettings>,
 }
 
 /// Resolve `rowplay play`. `stdout_is_terminal` decides the default output.
@@ -649,7 +657,108 @@ pub fn play(
         clock: a.clock,
         buttons: cfg.buttons.clone(),
         http: http(a, cfg)?,
+        network: network(a, cfg)?,
     })
+}
+
+/// Resolve live input: each `--` flag over the same key of `[network]`
+/// over the default. `None` when no protocol is named.
+fn network(a: &PlayArgs, cfg: &Config) -> Result<Option<NetSettings>, SettingsError> {
+    use crate::net::settings as ns;
+    let n = &cfg.network;
+    let bad = |e: ns::SettingError| SettingsError::Network(e.to_string());
+    let listen = if a.listen.is_empty() {
+        ns::parse_listen(n.listen.iter().flatten().map(String::as_str))
+    } else {
+        ns::parse_listen(a.listen.iter().map(String::as_str))
+    }
+    .map_err(bad)?;
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let mut s = NetSettings {
+        listen,
+        ..NetSettings::default()
+    };
+    if let Some(v) = a.listen_addr.as_ref().or(n.listen_addr.as_ref()) {
+        s.listen_addr = ns::parse_addr(v).map_err(bad)?;
+    }
+    s.allow = if a.allow.is_empty() {
+        ns::parse_allow(n.allow.iter().flatten().map(String::as_str))
+    } else {
+        ns::parse_allow(a.allow.iter().map(String::as_str))
+    }
+    .map_err(bad)?;
+    s.universe = a.universe.or(n.universe).unwrap_or(s.universe);
+    if !(1..=63999).contains(&s.universe) {
+        return Err(SettingsError::Network(format!(
+            "--universe {} outside 1..=63999 (E1.31's universes)",
+            s.universe
+        )));
+    }
+    s.artnet_universe = a
+        .artnet_universe
+        .or(n.artnet_universe)
+        .unwrap_or(s.artnet_universe);
+    if s.artnet_universe > 0x7FFF {
+        return Err(SettingsError::Network(format!(
+            "--artnet-universe {} outside 0..=32767 (Art-Net's 15-bit Port-Address)",
+            s.artnet_universe
+        )));
+    }
+    s.channels_per_universe = a
+        .channels_per_universe
+        .or(n.channels_per_universe)
+        .unwrap_or(s.channels_per_universe);
+    if !(4..=512).contains(&s.channels_per_universe) {
+        return Err(SettingsError::Network(format!(
+            "--channels-per-universe {} outside 4..=512",
+            s.channels_per_universe
+        )));
+    }
+    s.ddp_offset = a.ddp_offset.or(n.ddp_offset).unwrap_or(0);
+    if let Some(v) = a.live_output.as_ref().or(n.live_output.as_ref()) {
+        s.live_output = ns::parse_live_output(v).map_err(bad)?;
+    }
+    let duration = |option: &str, flag: &Option<String>, key: &Option<crate::config::Duration>| {
+        let text = match (flag, key) {
+            (Some(f), _) => f.clone(),
+            (None, Some(k)) => k.as_text(),
+            (None, None) => return Ok(None),
+        };
+        ns::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| SettingsError::Network(format!("--{option}: {e}")))
+    };
+    if let Some(d) = duration(
+        "live-min-interval",
+        &a.live_min_interval,
+        &n.live_min_interval,
+    )? {
+        s.live_min_interval_ns = d;
+    }
+    if let Some(d) = duration("live-timeout", &a.live_timeout, &n.live_timeout)? {
+        if d == 0 {
+            return Err(SettingsError::Network(
+                "--live-timeout: must be more than 0".into(),
+            ));
+        }
+        s.live_timeout_ns = d;
+    }
+    if let Some(v) = a.after_live.as_ref().or(n.after_live.as_ref()) {
+        s.after_live = ns::parse_after_live(v).map_err(bad)?;
+    }
+    if let Some(v) = a.live_rank.as_ref().or(n.live_rank.as_ref()) {
+        s.live_rank = ns::parse_live_rank(v).map_err(bad)?;
+    }
+    s.live_gamma = a.live_gamma.or(n.live_gamma).unwrap_or(1.0);
+    if !(s.live_gamma.is_finite() && (0.1..=5.0).contains(&s.live_gamma)) {
+        return Err(SettingsError::Network(format!(
+            "--live-gamma {} outside 0.1..=5",
+            s.live_gamma
+        )));
+    }
+    Ok(Some(s))
 }
 
 /// Resolve the `n`th (1-based) `[[output]]` table. Colour: `[color]`, then

@@ -19,6 +19,8 @@
 //! - `rates`: per-array frame rates on a stepping clock; a pack of the
 //!   release before rates plays as before.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
+//! - `live`: live input in the frame loop on a mock clock: takeover,
+//!   fall-back, after-live, rank, tick latching, no allocation.
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
 //!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
@@ -31,6 +33,7 @@ mod hostile;
 mod http;
 mod http_cli;
 mod library;
+mod live;
 mod multisync;
 mod net;
 mod net_peers;
