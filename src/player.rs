@@ -602,6 +602,7 @@ impl<C: Clock> Player<C> {
 
     /// Move the ticker past this tick (late ticks are skipped, counted).
     fn end_tick(&mut self) {
+        Stats::bump(&self.stats.ticks);
         let skipped = self.ticker.advance(self.clock.now_ns());
         if skipped > 0 {
             self.stats.skipped_ticks.fetch_add(skipped, Relaxed);
@@ -748,6 +749,7 @@ impl<C: Clock> Player<C> {
             row: m.frame as u32,
         };
         self.hand_out(&mut meta);
+        self.stats.showing_live.store(1, Relaxed);
         // Completed (receiver, CLOCK_MONOTONIC) to handed out.
         let now = crate::clock::monotonic_ns();
         self.stats.live_latency.record(now.saturating_sub(m.t_ns));

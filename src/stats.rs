@@ -108,6 +108,9 @@ pub struct LatencySummary {
 pub struct Stats {
     /// Frames handed to the output.
     pub frames: AtomicU64,
+    /// Deadlines the loop has passed (a live tick in push mode hands out
+    /// nothing, so this can run ahead of `frames`).
+    pub ticks: AtomicU64,
     /// Frames handed out more than a quarter period after their deadline.
     pub deadline_misses: AtomicU64,
     /// Frames that repeated the previous one because a row was not loaded.
@@ -294,6 +297,7 @@ impl Stats {
         let mut m = serde_json::Map::new();
         for (k, c) in [
             ("frames", &self.frames),
+            ("ticks", &self.ticks),
             ("deadline_misses", &self.deadline_misses),
             ("underruns", &self.underruns),
             ("switches", &self.switches),

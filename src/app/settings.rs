@@ -1504,6 +1504,24 @@ mod tests {
     }
 
     #[test]
+    fn the_example_network_keys_uncommented_resolve() {
+        let text = include_str!("../../boards/config.example.toml");
+        let (_, net) = text.split_once("\n[network]\n").unwrap();
+        let keys: String = net
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(keys.lines().count(), 13, "{keys}");
+        let n = resolve("play", &format!("[network]\n{keys}"))
+            .network
+            .unwrap();
+        assert_eq!(n.listen.len(), 3);
+        assert_eq!(n.live_timeout_ns, 2_500_000_000);
+    }
+
+    #[test]
     fn http_is_off_unless_asked_and_flags_beat_the_config() {
         assert_eq!(resolve("play", "").http, None);
         let c = "[http]\nlisten = \"0.0.0.0:80\"\ntoken_file = \"/etc/t\"\nwled_open = true\nwled_presets = [\"a\"]";
@@ -1525,6 +1543,147 @@ mod tests {
         assert_eq!((h.token.as_deref(), h.token_file), (Some("s3"), None));
         assert!(h.token_read);
         assert!(err("play --http 8080", "").starts_with("--http \"8080\" is not ADDR:PORT"));
+    }
+
+    #[test]
+    fn network_is_off_unless_a_protocol_is_named_and_flags_beat_the_config() {
+        use crate::net::settings::{AfterLive, LiveOutput, LiveRank};
+        use crate::net::Protocol;
+        assert_eq!(resolve("play", "").network, None);
+        assert_eq!(resolve("play", "[network]\nlisten = []").network, None);
+        let c = r#"[network]
+listen = ["ddp", "e131:5569"]
+listen_addr = "10.0.0.2"
+allow = ["10.0.0.0/8"]
+universe = 3
+artnet_universe = 16
+channels_per_universe = 512
+ddp_offset = 3
+live_output = "tick"
+live_min_interval = "8ms"
+live_timeout = 4
+after_live = "dark"
+live_rank = "under"
+live_gamma = 2.2"#;
+        let n = resolve("play", c).network.unwrap();
+        let ports: Vec<_> = n.listen.iter().map(|l| (l.protocol, l.port)).collect();
+        assert_eq!(ports, vec![(Protocol::Ddp, 4048), (Protocol::E131, 5569)]);
+        assert_eq!(n.listen_addr, std::net::Ipv4Addr::new(10, 0, 0, 2));
+        assert!(n.allowed([10, 1, 2, 3].into()) && !n.allowed([192, 168, 0, 1].into()));
+        assert_eq!((n.universe, n.artnet_universe), (3, 16));
+        assert_eq!((n.channels_per_universe, n.ddp_offset), (512, 3));
+        assert_eq!(n.live_output, LiveOutput::Tick);
+        assert_eq!(n.live_min_interval_ns, 8_000_000);
+        assert_eq!(n.live_timeout_ns, 4_000_000_000);
+        assert_eq!(
+            (n.after_live, n.live_rank),
+            (AfterLive::Dark, LiveRank::Under)
+        );
+        assert_eq!(n.live_gamma, 2.2);
+        // Each flag beats its key; the rest stays the config's.
+        let n = resolve(
+            "play --listen artnet --universe 7 --live-timeout 0.5s --after-live restart \
+             --live-output push --live-rank over --live-gamma 1.0 --allow 192.168.0.0/16",
+            c,
+        )
+        .network
+        .unwrap();
+        assert_eq!(n.listen.len(), 1);
+        assert_eq!(n.listen[0].protocol, Protocol::ArtNet);
+        assert_eq!((n.universe, n.artnet_universe), (7, 16));
+        assert_eq!(n.live_timeout_ns, 500_000_000);
+        assert_eq!(n.live_min_interval_ns, 8_000_000);
+        assert_eq!(
+            (n.after_live, n.live_rank),
+            (AfterLive::Restart, LiveRank::Over)
+        );
+        assert_eq!((n.live_output, n.live_gamma), (LiveOutput::Push, 1.0));
+        assert!(n.allowed([192, 168, 4, 4].into()) && !n.allowed([10, 1, 2, 3].into()));
+        // The defaults of the issue.
+        let n = resolve("play --listen ddp,e131,artnet", "")
+            .network
+            .unwrap();
+        assert_eq!(n.listen.len(), 3);
+        assert_eq!(n.listen_addr, std::net::Ipv4Addr::UNSPECIFIED);
+        assert!(n.allow.is_empty());
+        assert_eq!(
+            (n.universe, n.artnet_universe, n.channels_per_universe),
+            (1, 0, 510)
+        );
+        assert_eq!(
+            (n.live_min_interval_ns, n.live_timeout_ns),
+            (5_000_000, 2_500_000_000)
+        );
+        assert_eq!(n.live_output, LiveOutput::Push);
+        assert_eq!(
+            (n.after_live, n.live_rank, n.live_gamma),
+            (AfterLive::Resume, LiveRank::Over, 1.0)
+        );
+    }
+
+    #[test]
+    fn bad_network_settings_say_which_option() {
+        for (line, cfg, starts) in [
+            ("play --listen udp", "", "--listen: \"udp\""),
+            ("play --listen ddp,ddp", "", "--listen: ddp is named twice"),
+            (
+                "play --listen ddp --listen-addr pi.local",
+                "",
+                "--listen-addr:",
+            ),
+            ("play --listen ddp --allow 10.0.0.1/8", "", "--allow:"),
+            ("play --listen ddp --universe 0", "", "--universe 0 outside"),
+            (
+                "play --listen ddp --artnet-universe 40000",
+                "",
+                "--artnet-universe 40000",
+            ),
+            (
+                "play --listen ddp --channels-per-universe 513",
+                "",
+                "--channels-per-universe 513",
+            ),
+            (
+                "play --listen ddp --live-timeout soon",
+                "",
+                "--live-timeout:",
+            ),
+            (
+                "play --listen ddp --live-timeout 0",
+                "",
+                "--live-timeout: must be",
+            ),
+            (
+                "play --listen ddp",
+                "[network]\nlive_min_interval = \"5 min\"",
+                "--live-min-interval:",
+            ),
+            (
+                "play --listen ddp --after-live later",
+                "",
+                "--after-live: \"later\"",
+            ),
+            (
+                "play --listen ddp --live-rank top",
+                "",
+                "--live-rank: \"top\"",
+            ),
+            (
+                "play --listen ddp --live-output now",
+                "",
+                "--live-output: \"now\"",
+            ),
+            (
+                "play --listen ddp --live-gamma 9",
+                "",
+                "--live-gamma 9 outside",
+            ),
+        ] {
+            let e = err(line, cfg);
+            assert!(e.starts_with(starts), "{line}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert!(crate::config::parse("[network]\nlisten_port = 1").is_err());
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
 //! - `live`: live input in the frame loop on a mock clock: takeover,
 //!   fall-back, after-live, rank, tick latching, no allocation.
+//! - `live_cli`: the real binary with `--listen`: DDP takeover and resume,
+//!   tick mode, E1.31 priorities with two sacn senders (peers venv).
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
 //!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
@@ -34,6 +36,7 @@ mod http;
 mod http_cli;
 mod library;
 mod live;
+mod live_cli;
 mod multisync;
 mod net;
 mod net_peers;

@@ -138,12 +138,13 @@ pub fn frames(sock: &Path) -> u64 {
     status(sock)["frames"].as_u64().unwrap()
 }
 
-/// Grant `n` frames and wait until they are played.
+/// Grant `n` frames and wait until their ticks have passed.
 pub fn step(sock: &Path, n: u64) {
-    let target = frames(sock) + n;
+    let ticks = |s: &Path| status(s)["ticks"].as_u64().unwrap();
+    let target = ticks(sock) + n;
     assert_eq!(ctl(sock, &format!("step {n}")), "ok");
     let t = Instant::now();
-    while frames(sock) < target {
+    while ticks(sock) < target {
         assert!(t.elapsed() < DEADLINE, "frames did not advance");
         std::thread::sleep(Duration::from_millis(2));
     }
