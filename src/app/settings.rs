@@ -512,6 +512,10 @@ pub struct PlaySettings {
     /// Live network input, if `--listen` / `[network] listen` names a
     /// protocol.
     pub network: Option<NetSettings>,
+    /// FPP MultiSync, if `--multisync` / `[multisync] mode` is set.
+    pub multisync: Option<crate::sync::SyncSettings>,
+    /// `--clock-drift-ppm` (tests).
+    pub clock_drift_ppm: Option<i64>,
 }
 
 /// Resolve `rowplay play`. `stdout_is_terminal` decides the default output.
@@ -658,7 +662,62 @@ pub fn play(
         buttons: cfg.buttons.clone(),
         http: http(a, cfg)?,
         network: network(a, cfg)?,
+        multisync: multisync(a, cfg)?,
+        clock_drift_ppm: a.clock_drift_ppm,
     })
+}
+
+/// Resolve MultiSync: each flag over the same key of `[multisync]`.
+fn multisync(
+    a: &PlayArgs,
+    cfg: &Config,
+) -> Result<Option<crate::sync::SyncSettings>, SettingsError> {
+    use crate::sync::{self as sy, packet::PORT};
+    let m = &cfg.multisync;
+    let Some(mode) = a.multisync.as_ref().or(m.mode.as_ref()) else {
+        return Ok(None);
+    };
+    let bad = |e: sy::SettingsError| SettingsError::Network(e.to_string());
+    let mut s = sy::SyncSettings {
+        mode: sy::parse_mode(mode).map_err(bad)?,
+        ..Default::default()
+    };
+    if let Some(v) = a.after_sync.as_ref().or(m.after_sync.as_ref()) {
+        s.after_sync = sy::parse_after_sync(v).map_err(bad)?;
+    }
+    if let Some(v) = a.multisync_offset.or(m.offset) {
+        s.offset_ms = sy::check_offset_ms(v).map_err(bad)?;
+    }
+    let to = match (&a.multisync_to, &m.to) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(list)) => Some(list.join(",")),
+        (None, None) => None,
+    };
+    if let Some(t) = to {
+        s.to = sy::parse_to_list(&t).map_err(bad)?;
+    }
+    if let Some(l) = a.multisync_listen.as_ref().or(m.listen.as_ref()) {
+        s.listen = l
+            .parse::<std::net::SocketAddrV4>()
+            .or_else(|_| {
+                l.parse::<std::net::Ipv4Addr>()
+                    .map(|ip| std::net::SocketAddrV4::new(ip, PORT))
+            })
+            .map_err(|_| {
+                SettingsError::Network(format!("--multisync-listen {l:?} is not IP or IP:PORT"))
+            })?;
+    }
+    s.names = m
+        .names
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    s.hostname = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "rowplay".into());
+    Ok(Some(s))
 }
 
 /// Resolve live input: each `--` flag over the same key of `[network]`

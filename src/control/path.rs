@@ -215,6 +215,12 @@ impl CommandPath {
         self.links.stop.load(SeqCst)
     }
 
+    /// The waker commands use (set when the player waits on a futex);
+    /// other front ends that hand the player work wake it with it too.
+    pub fn stats_links_wake(&self) -> Arc<std::sync::OnceLock<crate::handoff::Waker>> {
+        self.links.wake.clone()
+    }
+
     /// The player's counters.
     pub fn stats(&self) -> &crate::stats::Stats {
         &self.links.stats
@@ -226,7 +232,11 @@ impl CommandPath {
     }
 
     fn push(&self, c: Command) -> Result<(), CommandError> {
-        self.links.cmds.enqueue(c).map_err(|_| CommandError::Busy)
+        self.links.cmds.enqueue(c).map_err(|_| CommandError::Busy)?;
+        if let Some(w) = self.links.wake.get() {
+            w.wake();
+        }
+        Ok(())
     }
 
     /// Validate a switch against the library and push it, numbered.
