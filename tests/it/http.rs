@@ -814,15 +814,7 @@ fn figures_for_ten_thousand_arrays() {
 /// The venv with `wled` and `selenium` (see tests/peers/), or `None` with
 /// a note when `ROWPLAY_PEERS_VENV` is not set.
 fn peers_venv(what: &str) -> Option<std::path::PathBuf> {
-    match std::env::var_os("ROWPLAY_PEERS_VENV") {
-        Some(v) => Some(std::path::PathBuf::from(v)),
-        None => {
-            eprintln!(
-                "skipped {what}: set ROWPLAY_PEERS_VENV to a venv with wled==1.1.1 and selenium"
-            );
-            None
-        }
-    }
+    util::peers_venv(what)
 }
 
 /// Run `f` on a thread in a new network namespace with only `lo` up: the
@@ -917,10 +909,16 @@ fn the_page_in_a_real_browser() {
     let Some(venv) = peers_venv("the browser test") else {
         return;
     };
-    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
-        eprintln!("skipped the browser test: no /usr/bin/chromedriver (apt-get install chromium chromium-driver)");
-        return;
-    }
+    // With the venv set the browser must be there too (.ci/run installs
+    // Debian's chromium and chromium-driver): fail rather than skip.
+    util::require_peer(
+        std::path::Path::new("/usr/bin/chromedriver"),
+        "chromedriver (apt-get install chromium-driver)",
+    );
+    util::require_peer(
+        std::path::Path::new("/usr/bin/chromium"),
+        "chromium (apt-get install chromium)",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut fake = Fake::new(library(dir.path(), arrays()));
     Arc::get_mut(&mut fake).unwrap().leds = 0;
