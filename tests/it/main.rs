@@ -22,6 +22,8 @@
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
 //!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
+//! - `net_ola`: the E1.31 receiver fed by OLA's olad in a namespace of its
+//!   own (root, `ROWPLAY_PEERS_VENV`, else skipped).
 //! - `http_cli`: the real binary with `--http`: commands, tokens, the live stream.
 //! - `http`: the HTTP server over a fake player: routes, limits, tokens, WLED.
 
@@ -33,6 +35,7 @@ mod http_cli;
 mod library;
 mod multisync;
 mod net;
+mod net_ola;
 mod net_peers;
 mod outputs;
 mod pack_cli;
