@@ -2,8 +2,8 @@
 //! Debian, frames sent with `ola_streaming_client`). OLA multicasts only,
 //! sends only the slots it was given and only on change, and needs a
 //! non-loopback interface, so it runs in a network namespace of its own
-//! with a veth end holding 127.0.0.2 (the recipe of
-//! shared/research/peers.md, section 3); the receiver is created inside
+//! with a veth end holding 127.0.0.2 (tests/peers/README.md, "OLA", says
+//! why each step is needed); the receiver is created inside
 //! that namespace. Needs root; runs when `ROWPLAY_PEERS_VENV` is set (and
 //! must then run), else prints that it was skipped.
 
