@@ -166,6 +166,12 @@ pub struct CommandPath {
 }
 
 impl CommandPath {
+    /// The default frame rate (`--fps`, config `fps`): what an array
+    /// without a rate of its own plays at.
+    pub fn default_fps(&self) -> u32 {
+        self.fps
+    }
+
     /// A path to the player behind `links`, which plays `lib` with the
     /// loader `loader`. `playlist` and `open` are kept to re-open the pack.
     pub fn new(

@@ -26,6 +26,8 @@
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
 //!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
+//! - `net_ola`: the E1.31 receiver fed by OLA's olad in a namespace of its
+//!   own (root, `ROWPLAY_PEERS_VENV`, else skipped).
 //! - `http_cli`: the real binary with `--http`: commands, tokens, the live stream.
 //! - `http`: the HTTP server over a fake player: routes, limits, tokens, WLED.
 
@@ -39,6 +41,7 @@ mod live;
 mod live_cli;
 mod multisync;
 mod net;
+mod net_ola;
 mod net_peers;
 mod outputs;
 mod pack_cli;
