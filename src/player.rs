@@ -314,6 +314,8 @@ struct Follow {
     /// START without a timeline: row 0 was due at this time; the next row
     /// goes one period after it.
     anchor: Option<u64>,
+    /// A START that came after this tick's deadline, for the next tick.
+    start: Option<crate::sync::SyncEvent>,
 }
 
 /// The player's live state: the input and its preallocated frame.
@@ -381,6 +383,8 @@ pub struct Player<C: Clock> {
     follow: Option<Follow>,
     /// MultiSync leader, when attached.
     lead: Option<crate::sync::lead::LeadPublisher>,
+    /// The leader's START for this array waits for its row 0 hand-out.
+    lead_start: Option<u32>,
     /// The futex commands wake (MultiSync without live input).
     waiter: Option<crate::handoff::WakeWaiter>,
     /// Set while moving past a shown frame (a new pass's row 0 is then
@@ -475,6 +479,7 @@ impl<C: Clock> Player<C> {
             outputs_hold_live: false,
             follow: None,
             lead: None,
+            lead_start: None,
             waiter: None,
             advancing: false,
         }
@@ -490,6 +495,7 @@ impl<C: Clock> Player<C> {
             row: 0,
             join: None,
             anchor: None,
+            start: None,
         });
     }
 
@@ -536,10 +542,11 @@ impl<C: Clock> Player<C> {
     /// The first deadline is one period from now.
     pub fn start(&mut self) {
         let t = self.send_all_off();
+        // The first deadline first: a leader's START names it.
+        self.ticker = Ticker::new(t + self.ticker.period(), self.ticker.period());
         let start = self.cfg.start.map(|i| self.clamp(i));
         let go = self.b.cursor.start(start);
         self.go(go);
-        self.ticker = Ticker::new(t + self.ticker.period(), self.ticker.period());
     }
 
     /// Run until stopped by signal, or `max_frames` frames were sent, or
@@ -670,7 +677,10 @@ impl<C: Clock> Player<C> {
             }
             std::mem::swap(&mut self.b.src_next, &mut self.b.src_sent);
             if let Some(l) = &mut self.lead {
-                l.frame(meta.row);
+                match self.lead_start.take() {
+                    Some(i) if i == meta.array && meta.row == 0 => l.start(i, t),
+                    _ => l.frame(meta.row),
+                }
             }
             self.advancing = true;
             self.advance(period);
@@ -715,6 +725,9 @@ impl<C: Clock> Player<C> {
         };
         let pll = &mut f.pll;
         f.input.ring.drain(|o| pll.observe(o, period));
+        if let Some(ev) = f.start.take() {
+            self.sync_event(ev, deadline);
+        }
         for _ in 0..COMMAND_BUDGET {
             let Some(f) = &mut self.follow else {
                 return;
@@ -751,6 +764,12 @@ impl<C: Clock> Player<C> {
                 epoch,
                 recv_ns,
             } => {
+                if f.on && f.pll.has_timeline() && recv_ns > deadline {
+                    // It came after this tick's deadline: row 0 is due at
+                    // the next one (the leader sent it before that).
+                    f.start = Some(ev);
+                    return;
+                }
                 let next = (f.on && f.pll.has_timeline()).then_some(deadline);
                 let row0 = f.pll.start(epoch, recv_ns, next);
                 f.on = true;
@@ -1240,13 +1259,21 @@ impl<C: Clock> Player<C> {
         self.b.side.want(current, next);
         if let Some(l) = &mut self.lead {
             // Row 0 is due at this deadline after a command, at the next
-            // one when a pass ends.
+            // one when a pass ends. Followers that follow already place an
+            // early START on their own cadence, so it goes now; to a
+            // follower without a timeline START means "row 0 now", so the
+            // first one goes when row 0 is handed out.
             let row0 = match self.advancing {
                 true => self.ticker.deadline() + self.ticker.period(),
                 false => self.ticker.deadline(),
             };
             l.open(i);
-            l.start(i, row0);
+            if l.playing() {
+                l.start(i, row0);
+                self.lead_start = None;
+            } else {
+                self.lead_start = Some(i);
+            }
         }
         if self.stopped {
             self.go_dark();

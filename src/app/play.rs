@@ -472,6 +472,12 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
         )?),
     };
     let wake = live.is_some() || s.multisync.is_some();
+    if s.multisync.as_ref().is_some_and(|m| {
+        m.mode == crate::sync::Mode::Follow && m.after_sync == crate::sync::AfterSync::Dark
+    }) {
+        // A follower that goes dark on STOP waits dark for the master too.
+        let _ = links.cmds.enqueue(crate::player::Command::Stop);
+    }
 
     let pcfg = PlayerConfig {
         fps: s.fps,

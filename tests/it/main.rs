@@ -16,6 +16,8 @@
 //!   export to `.fseq` and back, per-array rates in packs and `inspect`.
 //! - `multisync`: the MultiSync listener fed by the leader and by an
 //!   FPP-style sender over loopback: events, observations, pings.
+//! - `multisync_cli`: a leader and two followers (real binaries, loopback):
+//!   the same rows everywhere, a switch on row 0 of the same array.
 //! - `rates`: per-array frame rates on a stepping clock; a pack of the
 //!   release before rates plays as before.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
@@ -40,6 +42,7 @@ mod library;
 mod live;
 mod live_cli;
 mod multisync;
+mod multisync_cli;
 mod net;
 mod net_ola;
 mod net_peers;
