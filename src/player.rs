@@ -861,13 +861,24 @@ impl<C: Clock> Player<C> {
         }
         let step = f.pll.steer(f.row, nominal, period);
         f.pll.publish(&f.input.stats);
-        match step {
-            crate::sync::pll::Step::Jump { row, deadline } => {
-                self.follow_row(row);
-                self.ticker.set_next(deadline);
-            }
-            s => self.ticker.set_next(s.deadline()),
+        let (row, mut deadline) = match step {
+            crate::sync::pll::Step::Jump { row, deadline } => (row, deadline),
+            s => (f.row, s.deadline()),
+        };
+        let mut row = row;
+        if deadline + period / 2 < now {
+            // This node stalled (a miss): rejoin the master's timeline by
+            // skipping the rows it missed rather than showing them in a
+            // burst.
+            let k = (now - deadline) / period.max(1) + 1;
+            self.stats.skipped_ticks.fetch_add(k, Relaxed);
+            row += k;
+            deadline += k * period;
         }
+        if row != f.row {
+            self.follow_row(row);
+        }
+        self.ticker.set_next(deadline);
     }
 
     /// Move the ticker past this tick (late ticks are skipped, counted).
@@ -876,6 +887,14 @@ impl<C: Clock> Player<C> {
         let skipped = self.ticker.advance(self.clock.now_ns());
         if skipped > 0 {
             self.stats.skipped_ticks.fetch_add(skipped, Relaxed);
+            if self.lead.is_some() && self.upcoming == Upcoming::Row {
+                // A leader's rows stay on the timeline its followers keep:
+                // after a stall it skips the rows it missed (alone, a
+                // player keeps every row and lets the deadlines slip).
+                for _ in 0..skipped.min(1000) {
+                    self.advance(self.ticker.period());
+                }
+            }
         }
     }
 

@@ -1746,6 +1746,47 @@ live_gamma = 2.2"#;
     }
 
     #[test]
+    fn multisync_is_off_unless_a_mode_is_set_and_flags_beat_the_config() {
+        use crate::sync::{AfterSync, Mode};
+        assert_eq!(resolve("play", "").multisync, None);
+        let c = "[multisync]\nmode = \"follow\"\nafter_sync = \"resume\"\noffset = 12\nlisten = \"10.0.0.5\"\n[multisync.names]\n\"Show 1.fseq\" = \"shows/one\"";
+        let m = resolve("play", c).multisync.unwrap();
+        assert_eq!(
+            (m.mode, m.after_sync, m.offset_ms),
+            (Mode::Follow, AfterSync::Resume, 12)
+        );
+        assert_eq!(m.listen, "10.0.0.5:32320".parse().unwrap());
+        assert_eq!(
+            m.names,
+            vec![("Show 1.fseq".to_string(), "shows/one".to_string())]
+        );
+        let m = resolve(
+            "play --multisync lead --multisync-to 10.0.0.7,10.0.0.8:4000 --multisync-offset -5 --after-sync dark",
+            c,
+        )
+        .multisync
+        .unwrap();
+        assert_eq!(
+            (m.mode, m.after_sync, m.offset_ms),
+            (Mode::Lead, AfterSync::Dark, -5)
+        );
+        assert_eq!(
+            m.to,
+            vec![
+                "10.0.0.7:32320".parse().unwrap(),
+                "10.0.0.8:4000".parse().unwrap()
+            ]
+        );
+        assert!(err("play --multisync both", "").contains("use follow or lead"));
+        assert!(
+            err("play --multisync follow --multisync-offset 10000", "").contains("-9999..=9999")
+        );
+        assert!(err("play --multisync lead --multisync-to pi.local", "").contains("\"pi.local\""));
+        assert!(err("play --multisync follow --multisync-listen x", "")
+            .starts_with("--multisync-listen"));
+    }
+
+    #[test]
     fn ctl_socket_flag_over_config() {
         let ctl = |line: &str| match Cli::parse_from(line.split_whitespace()).command {
             Command::Ctl(a) => a,
