@@ -116,7 +116,7 @@ fn a_leader_and_two_followers_show_the_same_rows() {
     );
     let follow = ["--multisync", "follow", "--multisync-listen", "127.0.0.1:0"];
     let (mut f1, s1, c1) = player(dir.path(), &p, "f1", &follow);
-    let (mut f2, s2, c2) = player(dir.path(), &p, "f2", &follow);
+    let (mut f2, _s2, c2) = player(dir.path(), &p, "f2", &follow);
     let to = format!("{},{}", follower_addr(&mut f1), follower_addr(&mut f2));
     // Followers wait dark for the master (--after-sync dark, the default).
     let t = Instant::now();
