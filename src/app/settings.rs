@@ -1566,6 +1566,7 @@ mod tests {
     fn the_example_network_keys_uncommented_resolve() {
         let text = include_str!("../../boards/config.example.toml");
         let (_, net) = text.split_once("\n[network]\n").unwrap();
+        let net = net.split("\n[").next().unwrap();
         let keys: String = net
             .lines()
             .filter_map(|l| l.strip_prefix("# "))
