@@ -51,7 +51,7 @@ const ACCEPT_BATCH: usize = 32;
 const READ_CHUNK: usize = 16 * 1024;
 /// A connection this long without a complete request head may lose its
 /// place to a new one when the server is full.
-pub const EVICT_AFTER: Duration = Duration::from_secs(1);
+pub const EVICT_AFTER: Duration = Duration::from_millis(250);
 
 /// Which connection a new one replaces when every place is taken: the one
 /// idle longest (nothing to send), else the one longest without a complete
@@ -565,7 +565,7 @@ mod tests {
         let reading = |at: u64| Phase::Reading(t0 + ms(at));
         // Fresh, complete or busy connections keep their places.
         let busy = [
-            (reading(2500), false, false), // 0.5 s without a head: too soon
+            (reading(2900), false, false), // 0.1 s without a head: too soon
             (reading(0), false, true),     // head complete: reading its body
             (reading(0), true, false),     // output pending
             (Phase::Live(t0), false, false),
@@ -573,7 +573,7 @@ mod tests {
         assert_eq!(victim(&busy, now), None);
         // The slowest reader beyond EVICT_AFTER goes.
         let mut v = busy.to_vec();
-        v.push((reading(1500), false, false));
+        v.push((reading(2500), false, false));
         v.push((reading(200), false, false));
         assert_eq!(victim(&v, now), Some(5));
         // An idle kept-alive connection goes before any reader.

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A real-time player (CLOCK_MONOTONIC) with a socket and a capture.
-fn player(dir: &Path, pack: &Path, name: &str, extra: &[&str]) -> (Child, PathBuf, PathBuf) {
+fn player(dir: &Path, pack: &Path, name: &str, extra: &[&str]) -> (Guard, PathBuf, PathBuf) {
     let sock = dir.join(format!("{name}.sock"));
     let cap = dir.join(format!("{name}.cap"));
     let mut child = Command::new(bin())
@@ -31,7 +31,7 @@ fn player(dir: &Path, pack: &Path, name: &str, extra: &[&str]) -> (Child, PathBu
         .spawn()
         .unwrap();
     wait_for_socket(&sock, &mut child);
-    (child, sock, cap)
+    (Guard(Some(child)), sock, cap)
 }
 
 /// The address a follower printed ("rowplay: multisync follower on
@@ -117,7 +117,7 @@ fn a_leader_and_two_followers_show_the_same_rows() {
     let follow = ["--multisync", "follow", "--multisync-listen", "127.0.0.1:0"];
     let (mut f1, s1, c1) = player(dir.path(), &p, "f1", &follow);
     let (mut f2, _s2, c2) = player(dir.path(), &p, "f2", &follow);
-    let to = format!("{},{}", follower_addr(&mut f1), follower_addr(&mut f2));
+    let to = format!("{},{}", follower_addr(f1.child()), follower_addr(f2.child()));
     // Followers wait dark for the master (--after-sync dark, the default).
     let t = Instant::now();
     while status(&s1)["state"] != "stopped" {
@@ -138,7 +138,7 @@ fn a_leader_and_two_followers_show_the_same_rows() {
             &to,
         ],
     );
-    let err = lead.stderr.take().unwrap();
+    let err = lead.child().stderr.take().unwrap();
     std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
     wait_frames(&sl, 90);
     assert_eq!(ctl(&sl, "play b"), "ok");
@@ -148,10 +148,10 @@ fn a_leader_and_two_followers_show_the_same_rows() {
     assert_eq!(st["multisync"]["unknown_names"], 0, "{st}");
     assert!(st["multisync"]["packets"].as_u64() > Some(10), "{st}");
     // The leader first, so the followers have seen all it sent.
-    term(lead);
+    term(lead.take());
     std::thread::sleep(Duration::from_millis(100));
-    term(f1);
-    term(f2);
+    term(f1.take());
+    term(f2.take());
     let b = 1;
     let l = shown(&cl);
     let (ls, lskip) = rows_in_order(&l, b, "leader");

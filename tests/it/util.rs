@@ -217,3 +217,27 @@ pub fn stepping_player(dir: &Path, pack: &Path, extra: &[&str]) -> (Child, PathB
     wait_for_socket(&sock, &mut child);
     (child, sock, cap)
 }
+
+/// Kills and reaps a child when dropped, so a failing test leaves no
+/// player running behind it.
+pub struct Guard(pub Option<Child>);
+
+impl Guard {
+    /// The child, running.
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the child was taken")
+    }
+    /// Take the child out (to stop it the normal way).
+    pub fn take(&mut self) -> Child {
+        self.0.take().expect("the child was taken")
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
