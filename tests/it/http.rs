@@ -489,12 +489,16 @@ fn the_connection_past_the_limit_gets_503() {
     // head, a new client takes the place of the slowest, and is served.
     std::thread::sleep(rowplay::http::server::EVICT_AFTER + Duration::from_millis(200));
     let r = get(t.addr(), "/api/status");
-    assert_eq!(r.status, 200, "slow clients do not keep the page from others");
+    assert_eq!(
+        r.status, 200,
+        "slow clients do not keep the page from others"
+    );
     let closed = held
         .iter_mut()
         .filter(|s| {
             let mut s: &TcpStream = s;
-            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             match s.read(&mut [0u8; 64]) {
                 Ok(0) => true,
                 Err(e) => !matches!(

@@ -17,7 +17,8 @@
 //! - `multisync`: the MultiSync listener fed by the leader and by an
 //!   FPP-style sender over loopback: events, observations, pings.
 //! - `multisync_cli`: a leader and two followers (real binaries, loopback):
-//!   the same rows everywhere, a switch on row 0 of the same array.
+//!   the same rows everywhere, a switch on row 0 of the same array; an
+//!   xSchedule-style master by hand: START, late join, STOP.
 //! - `rates`: per-array frame rates on a stepping clock; a pack of the
 //!   release before rates plays as before.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.

@@ -117,7 +117,11 @@ fn a_leader_and_two_followers_show_the_same_rows() {
     let follow = ["--multisync", "follow", "--multisync-listen", "127.0.0.1:0"];
     let (mut f1, s1, c1) = player(dir.path(), &p, "f1", &follow);
     let (mut f2, _s2, c2) = player(dir.path(), &p, "f2", &follow);
-    let to = format!("{},{}", follower_addr(f1.child()), follower_addr(f2.child()));
+    let to = format!(
+        "{},{}",
+        follower_addr(f1.child()),
+        follower_addr(f2.child())
+    );
     // Followers wait dark for the master (--after-sync dark, the default).
     let t = Instant::now();
     while status(&s1)["state"] != "stopped" {
@@ -174,4 +178,88 @@ fn a_leader_and_two_followers_show_the_same_rows() {
             assert_eq!(&fb[..n - 1], &lb[..n - 1], "{who}");
         }
     }
+}
+
+/// A SYNC datagram as FPP's and xSchedule's code lay it out, by hand.
+fn fpp_sync(sync_type: u8, frame: u32, secs: f32, name: &[u8]) -> Vec<u8> {
+    let extra = 11 + name.len();
+    let mut v = vec![b'F', b'P', b'P', b'D', 1, extra as u8, (extra >> 8) as u8];
+    v.extend_from_slice(&[sync_type, 0]);
+    v.extend_from_slice(&frame.to_le_bytes());
+    v.extend_from_slice(&secs.to_le_bytes());
+    v.extend_from_slice(name);
+    v.push(0);
+    v
+}
+
+/// An xSchedule-style master at 50 fps on its own thread: START (unless
+/// `late`), SYNC every 4 frames to 32 then every 16 with the seconds field
+/// only, for `frames` frames from `first`, then STOP.
+fn fpp_master(to: String, name: &'static [u8], first: u32, frames: u32, late: bool) {
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t0 = Instant::now() - Duration::from_millis(20 * first as u64);
+    if !late {
+        tx.send_to(&fpp_sync(0, 0, 0.0, name), &to).unwrap();
+    }
+    for f in first..first + frames {
+        let due = t0 + Duration::from_millis(20 * f as u64);
+        if let Some(d) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        let dense = f <= 32 && f % 4 == 0;
+        if f > 0 && (dense || (f > 32 && (f - 32) % 16 == 0)) {
+            let secs = t0.elapsed().as_secs_f32();
+            tx.send_to(&fpp_sync(2, 0, secs, name), &to).unwrap();
+        }
+    }
+    let secs = t0.elapsed().as_secs_f32();
+    tx.send_to(&fpp_sync(1, 0, secs, name), &to).unwrap();
+}
+
+/// Non-dark rows from the first one on: each the next row of `array`.
+fn follows_in_order(s: &[(u32, u32)], array: u32, rows: u32, who: &str) {
+    assert!(s.len() >= 20, "{who}: {s:?}");
+    for w in s.windows(2) {
+        assert_eq!(w[0].0, array, "{who}: {s:?}");
+        assert_eq!(w[1], (array, (w[0].1 + 1) % rows), "{who}: {s:?}");
+    }
+}
+
+#[test]
+fn an_fpp_style_master_start_and_late_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pack(
+        dir.path(),
+        vec![named("a", 1, 40, 6), named("shows/Song", 2, 300, 6)],
+        8,
+    );
+    let follow = ["--multisync", "follow", "--multisync-listen", "127.0.0.1:0"];
+    let (mut f1, s1, c1) = player(dir.path(), &p, "f1", &follow);
+    let (mut f2, _s2, c2) = player(dir.path(), &p, "f2", &follow);
+    let (to1, to2) = (follower_addr(f1.child()), follower_addr(f2.child()));
+    // f1 gets the song from START; f2 only from SYNCs, 2 s into it.
+    let m1 = std::thread::spawn(move || fpp_master(to1, b"Song.fseq", 0, 120, false));
+    let m2 = std::thread::spawn(move || fpp_master(to2, b"Song.fseq", 100, 120, true));
+    m1.join().unwrap();
+    m2.join().unwrap();
+    // STOP went dark (--after-sync dark): both are stopped again.
+    let t = Instant::now();
+    while status(&s1)["state"] != "stopped" {
+        assert!(t.elapsed() < DEADLINE, "STOP did not stop the follower");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    term(f1.take());
+    term(f2.take());
+    let song = 1; // "shows/Song" sorts after "a"
+    let s = shown(&c1);
+    assert_eq!(s[0], (song, 0), "START shows row 0: {s:?}");
+    follows_in_order(&s, song, 300, "from START");
+    let s = shown(&c2);
+    // A late joiner starts at the master's row (about 100 + the time to
+    // lock), then goes row by row.
+    assert!(s[0].1 >= 100 && s[0].1 < 140, "joined at {:?}", s[0]);
+    follows_in_order(&s, song, 300, "late join");
+    // The last frame before STOP is dark after it.
+    let last = parse_records(&std::fs::read(&c2).unwrap()).unwrap();
+    assert_eq!(last.last().unwrap().meta.array, ALL_OFF);
 }
