@@ -19,6 +19,8 @@
 //! - `multisync_cli`: a leader and two followers (real binaries, loopback):
 //!   the same rows everywhere, a switch on row 0 of the same array; an
 //!   xSchedule-style master by hand: START, late join, STOP.
+//! - `multisync_netns`: a leader multicasting to three followers, each in
+//!   its own network namespace on one bridge (root).
 //! - `rates`: per-array frame rates on a stepping clock; a pack of the
 //!   release before rates plays as before.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
@@ -43,7 +45,8 @@ mod library;
 mod live;
 mod live_cli;
 mod multisync;
-mod multisync_cli;
+pub mod multisync_cli;
+mod multisync_netns;
 mod net;
 mod net_ola;
 mod net_peers;

@@ -16,9 +16,28 @@ use std::time::{Duration, Instant};
 
 /// A real-time player (CLOCK_MONOTONIC) with a socket and a capture.
 fn player(dir: &Path, pack: &Path, name: &str, extra: &[&str]) -> (Guard, PathBuf, PathBuf) {
+    player_in(None, dir, pack, name, extra)
+}
+
+/// The same inside network namespace `netns`, when given.
+pub fn player_in(
+    netns: Option<&str>,
+    dir: &Path,
+    pack: &Path,
+    name: &str,
+    extra: &[&str],
+) -> (Guard, PathBuf, PathBuf) {
     let sock = dir.join(format!("{name}.sock"));
     let cap = dir.join(format!("{name}.cap"));
-    let mut child = Command::new(bin())
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    };
+    let mut child = cmd
         .args(["play", pack.to_str().unwrap(), "--rt-priority", "0"])
         .arg("--socket")
         .arg(&sock)
@@ -36,7 +55,7 @@ fn player(dir: &Path, pack: &Path, name: &str, extra: &[&str]) -> (Guard, PathBu
 
 /// The address a follower printed ("rowplay: multisync follower on
 /// ADDR"); the rest of its stderr is drained in the background.
-fn follower_addr(child: &mut Child) -> String {
+pub fn follower_addr(child: &mut Child) -> String {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("the follower ended").unwrap();
@@ -48,7 +67,7 @@ fn follower_addr(child: &mut Child) -> String {
     addr
 }
 
-fn wait_frames(sock: &Path, n: u64) {
+pub fn wait_frames(sock: &Path, n: u64) {
     let t = Instant::now();
     while frames(sock) < n {
         assert!(t.elapsed() < DEADLINE, "frames did not advance");
@@ -56,7 +75,7 @@ fn wait_frames(sock: &Path, n: u64) {
     }
 }
 
-fn term(mut child: Child) {
+pub fn term(mut child: Child) {
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
@@ -156,10 +175,17 @@ fn a_leader_and_two_followers_show_the_same_rows() {
     std::thread::sleep(Duration::from_millis(100));
     term(f1.take());
     term(f2.take());
+    same_rows(&cl, &[("follower 1", &c1), ("follower 2", &c2)]);
+}
+
+/// The leader's capture and each follower's: rows in order everywhere, the
+/// switch to `b` (index 1) after the same row of `a` (give or take one),
+/// the same rows of `b` after it.
+pub fn same_rows(cl: &Path, followers: &[(&str, &PathBuf)]) {
     let b = 1;
-    let l = shown(&cl);
+    let l = shown(cl);
     let (ls, lskip) = rows_in_order(&l, b, "leader");
-    for (who, cap) in [("follower 1", &c1), ("follower 2", &c2)] {
+    for &(who, cap) in followers {
         let f = shown(cap);
         let (fs, fskip) = rows_in_order(&f, b, who);
         // The row of a the switch came after is the same, give or take the
