@@ -247,8 +247,15 @@ pub struct OutputStats {
     pub dropped: AtomicU64,
     /// Write errors of its background writer.
     pub write_errors: AtomicU64,
-    /// How long each send took (the frame loop's clock).
+    /// How long each send took (the frame loop's clock). For an output
+    /// with a worker thread this is the hand-off, not the device write.
     pub write_ns: Histogram,
+    /// Whether a worker thread writes this output (see
+    /// [`crate::output::worker`]).
+    pub worker: std::sync::atomic::AtomicBool,
+    /// How long each device write took on the worker thread (empty for an
+    /// output written by the frame loop itself).
+    pub device_ns: Histogram,
 }
 
 impl OutputStats {
@@ -263,11 +270,13 @@ impl OutputStats {
             dropped: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             write_ns: Histogram::default(),
+            worker: std::sync::atomic::AtomicBool::new(false),
+            device_ns: Histogram::default(),
         }
     }
 
     /// As JSON: kind, first, count, frames, errors, dropped, write_errors,
-    /// write_ns {p50, max, ...}.
+    /// write_ns {p50, max, ...}, worker, device_ns {p50, max, ...}.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": self.kind,
@@ -278,6 +287,8 @@ impl OutputStats {
             "dropped": self.dropped.load(Relaxed),
             "write_errors": self.write_errors.load(Relaxed),
             "write_ns": serde_json::to_value(self.write_ns.summary()).unwrap_or_default(),
+            "worker": self.worker.load(Relaxed),
+            "device_ns": serde_json::to_value(self.device_ns.summary()).unwrap_or_default(),
         })
     }
 }
