@@ -21,8 +21,8 @@ pub mod record;
 pub mod sk9822;
 pub mod spi;
 pub mod term;
-pub mod ws2801;
 pub mod worker;
+pub mod ws2801;
 pub mod ws2812;
 
 use std::fmt;

@@ -33,10 +33,10 @@
 //!
 //! Priority: the worker runs at SCHED_FIFO one below the player when the
 //! player is realtime (so it cannot delay the frame loop, and nothing
-//! lower can delay it), else at normal priority. [`Output::finish`] hands
-//! over nothing new, lets the worker write the last frame published (the
-//! player's final all-off frame), stops and joins the thread, and finishes
-//! the wrapped output.
+//! lower can delay it), else at normal priority. [`Output::finish`] lets the
+//! worker write the last frame published (the player's final all-off
+//! frame); the worker then finishes the wrapped output on its own thread
+//! and ends, and is joined.
 
 use super::{FrameMeta, Output, OutputError};
 use crate::handoff::{frame_slot, wake_pair, SlotReader, SlotWriter, WakeWaiter, Waker};
@@ -179,7 +179,7 @@ impl Worker {
 }
 
 /// The worker thread: write the newest frame each time one is handed over,
-/// until stopped; then hand the output back.
+/// until stopped; then finish the output and hand it back.
 fn work(
     mut out: Box<dyn Output>,
     mut slot: SlotReader,
@@ -217,6 +217,8 @@ fn work(
             sh.written.fetch_add(1, Ordering::Release);
         }
         if stopping {
+            // Finished on the thread it was written from.
+            out.finish();
             return out;
         }
         waiter.wait_until(crate::clock::monotonic_ns().saturating_add(IDLE_NS));
@@ -261,8 +263,7 @@ impl Output for Worker {
         };
         self.sh.stop.store(true, Ordering::Release);
         self.wake.wake();
-        if let Ok(mut out) = t.join() {
-            out.finish();
+        if let Ok(out) = t.join() {
             self.sh
                 .inner_dropped
                 .store(out.dropped(), Ordering::Relaxed);
@@ -314,10 +315,7 @@ mod tests {
         fn send(&mut self, meta: &FrameMeta) -> Result<(), OutputError> {
             let _ = self.entered.send(meta.row);
             let _ = self.go.recv();
-            self.log
-                .lock()
-                .unwrap()
-                .push((*meta, self.pending.clone()));
+            self.log.lock().unwrap().push((*meta, self.pending.clone()));
             if self.fail_odd_rows && meta.row % 2 == 1 {
                 return Err(OutputError::Io(libc::EIO));
             }
@@ -328,11 +326,13 @@ mod tests {
         }
     }
 
+    /// Fields drop in order: `go` first, so that a failed assertion ends a
+    /// blocked write instead of hanging the worker's join.
     struct Rig {
+        go: Sender<()>,
         w: Worker,
         log: Log,
         entered: Receiver<u32>,
-        go: Sender<()>,
         finished: Arc<AtomicBool>,
     }
 
