@@ -133,6 +133,10 @@ pub struct Stats {
     pub shown_seq: AtomicU64,
     /// How late each wake-up was against its deadline.
     pub wake_latency: Histogram,
+    /// The frame loop's work per frame: from its wake-up to its next sleep
+    /// (commands, every output's send, preparing the next frame). Timed by
+    /// a [`LoopTimer`] around the player's clock.
+    pub loop_ns: Histogram,
     /// Each output's counters, in the order frames are written (set once,
     /// when the player is made).
     pub outputs: std::sync::OnceLock<Vec<Arc<OutputStats>>>,
@@ -316,6 +320,10 @@ impl Stats {
             "wake_latency_ns".into(),
             serde_json::to_value(self.wake_latency.summary()).unwrap_or_default(),
         );
+        m.insert(
+            "loop_ns".into(),
+            serde_json::to_value(self.loop_ns.summary()).unwrap_or_default(),
+        );
         if let Some(outs) = self.outputs.get() {
             m.insert(
                 "outputs".into(),
@@ -332,9 +340,78 @@ impl Stats {
     }
 }
 
+/// A clock around the player's clock that times the frame loop's work
+/// into [`Stats::loop_ns`]: from the first reading of the time after a
+/// sleep (the loop reads it at once on waking) to the next sleep. It reads
+/// the clock only before sleeping, so the wake-up itself is not delayed.
+pub struct LoopTimer<C: crate::clock::Clock> {
+    inner: C,
+    stats: Arc<Stats>,
+    /// When the loop woke, once it has read the time since its last sleep.
+    woke: std::cell::Cell<Option<u64>>,
+    /// Whether the loop has slept yet and not read the time since.
+    slept: std::cell::Cell<bool>,
+}
+
+impl<C: crate::clock::Clock> LoopTimer<C> {
+    /// Time the loop that sleeps on `inner`, into `stats`.
+    pub fn new(inner: C, stats: Arc<Stats>) -> LoopTimer<C> {
+        LoopTimer {
+            inner,
+            stats,
+            woke: std::cell::Cell::new(None),
+            slept: std::cell::Cell::new(false),
+        }
+    }
+}
+
+impl<C: crate::clock::Clock> crate::clock::Clock for LoopTimer<C> {
+    fn now_ns(&self) -> u64 {
+        let t = self.inner.now_ns();
+        if self.slept.replace(false) {
+            self.woke.set(Some(t));
+        }
+        t
+    }
+
+    fn sleep_until(&mut self, deadline_ns: u64) {
+        if let Some(w) = self.woke.take() {
+            let t = self.inner.now_ns();
+            self.stats.loop_ns.record(t.saturating_sub(w));
+        }
+        self.inner.sleep_until(deadline_ns);
+        self.slept.set(true);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loop_timer_counts_from_waking_to_the_next_sleep() {
+        use crate::clock::{Clock, MockClock};
+        let mock = MockClock::new(0);
+        let stats = Arc::new(Stats::default());
+        let mut c = LoopTimer::new(mock.clone(), stats.clone());
+        // Before the first sleep there is no frame to time.
+        c.now_ns();
+        mock.advance(5);
+        c.sleep_until(100);
+        assert_eq!(stats.loop_ns.count(), 0);
+        for work in [30u64, 70, 10] {
+            let woke = c.now_ns(); // the loop reads the time on waking
+            mock.advance(work);
+            c.now_ns(); // later readings do not move the start
+            assert_eq!(c.now_ns(), woke + work);
+            c.sleep_until(woke + 1_000);
+        }
+        assert_eq!(stats.loop_ns.count(), 3);
+        assert_eq!(stats.loop_ns.max(), 70);
+        // A sleep without a reading in between counts nothing.
+        c.sleep_until(10_000);
+        assert_eq!(stats.loop_ns.count(), 3);
+    }
 
     #[test]
     fn the_miss_log_keeps_the_most_recent_misses_oldest_first() {

@@ -16,7 +16,7 @@ use crate::output::worker::{Worker, WorkerOptions};
 use crate::output::{self, gpio, spi, Output};
 use crate::player::{Bundle, Links, Player, PlayerConfig, Slot};
 use crate::playlist::{self, PlaylistSpec};
-use crate::stats::Stats;
+use crate::stats::{LoopTimer, Stats};
 use crate::{atomic, rt, source};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -402,6 +402,7 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
                 Some(c) => Box::new(c),
                 None => Box::new(Monotonic),
             };
+            let clock = LoopTimer::new(clock, player_links.stats.clone());
             let mut p = Player::with_outputs(bundle, clock, outs, &player_links, pcfg);
             if let Some(w) = publish {
                 p.publish_frames(w);
