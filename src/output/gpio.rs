@@ -15,7 +15,9 @@
 //! began. On a Pi Zero one GPIO write takes a few tens of ns, so rates up to
 //! [`crate::app::settings::MAX_BITBANG_HZ`] (4 MHz) are reachable; a
 //! 300-LED APA102 frame (1224 bytes) is then 2.5 ms, at the default 2 MHz
-//! 4.9 ms, inside a 20 ms period. The send runs on the frame loop.
+//! 4.9 ms, inside a 20 ms period. The send runs on the frame loop when this
+//! is the first output, else on its own worker thread
+//! ([`super::worker`]), so that it delays no other output.
 //!
 //! `gpio` maps the slice's channel values, in order (LED `first`'s R, G, B,
 //! then the next LED's), to its pins: a pin is high when its value is at or
