@@ -11,7 +11,8 @@ One row of 1200 LEDs is split into four outputs of 300 LEDs each:
 The SPI outputs write to the file-backed stand-in (`--spi-stand-in`), the
 gpio-clocked ones to the recording GPIO stand-in (`--gpio-stand-in`), which
 bit-bangs for real (the bit clock is kept) and records every edge. rowplay
-plays for `--seconds` at 50 fps with `--stats-json`; this prints the frame
+plays for `--seconds` at 50 fps with `--stats-json` (player at SCHED_FIFO
+50 when allowed, workers at 49, as on a Pi); this prints the frame
 loop's work per frame (`loop_ns`: wake-up to next sleep, which includes every
 output's send and preparing the next frame) as p50/p99/max, and per output
 the frame loop's time in send, the worker's device write time and the
@@ -105,6 +106,8 @@ def main():
     ap.add_argument("--runner", default="", help='command to run it with, e.g. "qemu-arm -cpu arm1176"')
     ap.add_argument("--seconds", type=float, default=10.0, help="playback time (default 10)")
     ap.add_argument("--hz", type=int, default=2_000_000, help="gpio-clocked bit clock (default 2 MHz)")
+    ap.add_argument("--rt-priority", type=int, default=50,
+                    help="player's SCHED_FIFO priority, workers one below (default 50; 0: normal)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     a = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,7 +130,7 @@ def main():
             "--config", cfg,
             "--leds", str(leds),
             "--seconds", str(a.seconds),
-            "--rt-priority", "0",
+            "--rt-priority", str(a.rt_priority),
             "--socket", os.path.join(d, "s.sock"),
             "--spi-stand-in", d,
             "--gpio-stand-in", d,
