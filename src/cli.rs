@@ -249,6 +249,75 @@ pub struct PlayArgs {
     /// one, such as Home Assistant's).
     #[arg(long)]
     pub wled_open: bool,
+    /// Receive live frames over the network: any of ddp, e131, artnet
+    /// (`e131:5569` for another port). Nothing listens unless asked.
+    #[arg(long, value_name = "PROTO[:PORT],...", value_delimiter = ',')]
+    pub listen: Vec<String>,
+    /// Address to listen on (default: all interfaces); E1.31 multicast is
+    /// joined on this address's interface.
+    #[arg(long, value_name = "ADDR")]
+    pub listen_addr: Option<String>,
+    /// Senders allowed (default: any); packets from elsewhere are counted
+    /// and dropped.
+    #[arg(long, value_name = "CIDR[,CIDR...]", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// First E1.31 universe (default 1).
+    #[arg(long, value_name = "N")]
+    pub universe: Option<u16>,
+    /// First Art-Net Port-Address (default 0).
+    #[arg(long, value_name = "N")]
+    pub artnet_universe: Option<u16>,
+    /// Channels each universe carries (default 510; 512 accepted).
+    #[arg(long, value_name = "N")]
+    pub channels_per_universe: Option<u16>,
+    /// Subtract this many bytes from DDP offsets (default 0).
+    #[arg(long, value_name = "N")]
+    pub ddp_offset: Option<u32>,
+    /// push: a complete live frame goes out at once; tick: at the next tick.
+    #[arg(long, value_name = "push|tick")]
+    pub live_output: Option<String>,
+    /// Without sync packets, at most one frame per source this often
+    /// (default 5ms).
+    #[arg(long, value_name = "DURATION")]
+    pub live_min_interval: Option<String>,
+    /// A source is lost this long after its last packet (default 2.5 s).
+    #[arg(long, value_name = "S")]
+    pub live_timeout: Option<String>,
+    /// When live input ends: resume (the array and row it was on), restart
+    /// (that array from row 0) or dark.
+    #[arg(long, value_name = "resume|restart|dark")]
+    pub after_live: Option<String>,
+    /// Live input over playback, or under it (shown only while playback is
+    /// stopped).
+    #[arg(long, value_name = "over|under")]
+    pub live_rank: Option<String>,
+    /// Gamma for live data (default 1.0: it arrives gamma-corrected).
+    #[arg(long, value_name = "G")]
+    pub live_gamma: Option<f32>,
+    /// Keep several Pis in step over FPP MultiSync (UDP 32320): follow a
+    /// master (FPP, xSchedule, another rowplay) or lead followers.
+    #[arg(long, value_name = "follow|lead")]
+    pub multisync: Option<String>,
+    /// Follower, on the master's STOP: go dark, or resume the local
+    /// playlist (default dark).
+    #[arg(long, value_name = "dark|resume")]
+    pub after_sync: Option<String>,
+    /// Follower: show each frame this many ms later (negative: earlier),
+    /// for a node whose strip is further away or slower.
+    #[arg(long, value_name = "MS", allow_hyphen_values = true)]
+    pub multisync_offset: Option<i64>,
+    /// Leader: send to these addresses (unicast: best over WiFi) instead of
+    /// the multicast group 239.70.80.80.
+    #[arg(long, value_name = "ADDR[,ADDR...]")]
+    pub multisync_to: Option<String>,
+    /// Follower: listen here (default 0.0.0.0:32320, with the multicast
+    /// group joined); leader: send from this address.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub multisync_listen: Option<String>,
+    /// Let the frame loop's clock run this many ppm fast (tests of sync
+    /// against a drifting crystal; records stay on CLOCK_MONOTONIC).
+    #[arg(long, hide = true, value_name = "PPM", allow_hyphen_values = true)]
+    pub clock_drift_ppm: Option<i64>,
     /// Clock for the frame loop (`step` is for tests).
     #[arg(long, value_enum, default_value = "monotonic", hide = true)]
     pub clock: ClockArg,

@@ -6,6 +6,7 @@
 //! after the work" instead would add the work time and the wake-up latency
 //! to every period, and the error would accumulate into drift.
 
+use crate::handoff::WakeWaiter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,6 +16,23 @@ pub trait Clock: Send {
     fn now_ns(&self) -> u64;
     /// Sleep until `deadline_ns` (returns at once if it has passed).
     fn sleep_until(&mut self, deadline_ns: u64);
+    /// The time capture records are stamped with: the clock's own, except
+    /// for a clock that only pretends to drift (records stay on
+    /// CLOCK_MONOTONIC, or comparing nodes would measure nothing).
+    fn record_ns(&self) -> u64 {
+        self.now_ns()
+    }
+    /// Sleep until `deadline_ns` or until `w` is woken (a live frame is
+    /// complete); true when woken. A wake that came before the call is not
+    /// lost. Test clocks take a pending wake at once, else sleep to the
+    /// deadline.
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        if w.take() {
+            return true;
+        }
+        self.sleep_until(deadline_ns);
+        false
+    }
 }
 
 /// A boxed clock is a clock, so the player can be handed either kind.
@@ -24,6 +42,12 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
     fn sleep_until(&mut self, deadline_ns: u64) {
         (**self).sleep_until(deadline_ns)
+    }
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        (**self).wait_until(deadline_ns, w)
+    }
+    fn record_ns(&self) -> u64 {
+        (**self).record_ns()
     }
 }
 
@@ -71,6 +95,57 @@ impl Clock for Monotonic {
             }
         }
     }
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        // One futex with the deadline as its absolute time-out, on the
+        // same clock.
+        w.wait_until(deadline_ns)
+    }
+}
+
+/// CLOCK_MONOTONIC running `ppm` parts per million fast (negative: slow)
+/// from the moment it is made: a test-only stand-in for a Pi whose crystal
+/// drifts (`--clock-drift-ppm`), since the machine's clock cannot be slewed
+/// for one process. Records keep the real CLOCK_MONOTONIC.
+#[derive(Clone, Copy, Debug)]
+pub struct DriftClock {
+    base: u64,
+    ppm: i64,
+}
+
+impl DriftClock {
+    /// A clock equal to CLOCK_MONOTONIC now, drifting by `ppm` from here.
+    pub fn new(ppm: i64) -> DriftClock {
+        DriftClock {
+            base: monotonic_ns(),
+            ppm,
+        }
+    }
+    /// Drifted time of real time `real`.
+    pub fn from_real(&self, real: u64) -> u64 {
+        let d = real as i64 - self.base as i64;
+        (self.base as i64 + d + d / 1_000_000 * self.ppm) as u64
+    }
+    /// Real time of drifted time `t`.
+    pub fn to_real(&self, t: u64) -> u64 {
+        let d = t as i64 - self.base as i64;
+        let real = d as i128 * 1_000_000 / (1_000_000 + self.ppm) as i128;
+        (self.base as i64 + real as i64) as u64
+    }
+}
+
+impl Clock for DriftClock {
+    fn now_ns(&self) -> u64 {
+        self.from_real(monotonic_ns())
+    }
+    fn sleep_until(&mut self, deadline_ns: u64) {
+        Monotonic.sleep_until(self.to_real(deadline_ns))
+    }
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        w.wait_until(self.to_real(deadline_ns))
+    }
+    fn record_ns(&self) -> u64 {
+        monotonic_ns()
+    }
 }
 
 /// Deadline arithmetic for a fixed period, anchored to the first deadline.
@@ -95,6 +170,11 @@ impl Ticker {
     /// The period.
     pub fn period(&self) -> u64 {
         self.period
+    }
+    /// Move the upcoming deadline to `deadline_ns` (a sync follower's
+    /// steered deadline); the grid continues from there.
+    pub fn set_next(&mut self, deadline_ns: u64) {
+        self.next = deadline_ns;
     }
     /// Use `period_ns` from the next [`Ticker::advance`] on; the upcoming
     /// deadline stays where it is.
@@ -184,6 +264,24 @@ impl StepClock {
     pub fn granted(&self) -> u64 {
         self.granted.load(Ordering::SeqCst)
     }
+
+    /// Wait for a grant (then jump to the deadline: false) or a wake of
+    /// `w` (time stays: true), or a stop.
+    fn step_or_wake(&mut self, deadline_ns: u64, mut w: Option<&mut WakeWaiter>) -> bool {
+        while self.granted.load(Ordering::SeqCst) <= self.taken {
+            if w.as_mut().is_some_and(|w| w.take()) {
+                return true;
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.taken += 1;
+        let now = self.now.load(Ordering::SeqCst);
+        self.now.store(now.max(deadline_ns), Ordering::SeqCst);
+        false
+    }
 }
 
 impl Clock for StepClock {
@@ -191,15 +289,10 @@ impl Clock for StepClock {
         self.now.load(Ordering::SeqCst)
     }
     fn sleep_until(&mut self, deadline_ns: u64) {
-        while self.granted.load(Ordering::SeqCst) <= self.taken {
-            if self.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        self.taken += 1;
-        let now = self.now.load(Ordering::SeqCst);
-        self.now.store(now.max(deadline_ns), Ordering::SeqCst);
+        self.step_or_wake(deadline_ns, None);
+    }
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        self.step_or_wake(deadline_ns, Some(w))
     }
 }
 
@@ -244,6 +337,20 @@ mod tests {
         assert_eq!(c.now_ns(), 2_007);
         c.sleep_until(3_000);
         assert_eq!(c.now_ns(), 3_000, "lateness applies once");
+    }
+
+    #[test]
+    fn a_drifting_clock_runs_fast_by_its_ppm_and_converts_back() {
+        let c = DriftClock::new(200);
+        let real = c.base + 10_000_000_000;
+        assert_eq!(c.from_real(real), c.base + 10_002_000_000);
+        let t = c.from_real(real);
+        assert!(c.to_real(t).abs_diff(real) <= 1, "{} {real}", c.to_real(t));
+        let slow = DriftClock::new(-200);
+        assert_eq!(
+            slow.from_real(slow.base + 1_000_000_000),
+            slow.base + 999_800_000
+        );
     }
 
     #[test]

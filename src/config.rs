@@ -49,6 +49,85 @@ pub struct Config {
     /// The web page and HTTP API.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Live network input.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// FPP MultiSync.
+    #[serde(default)]
+    pub multisync: MultisyncConfig,
+}
+
+/// `[multisync]`: follow or lead FPP MultiSync (off unless `mode` is set).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MultisyncConfig {
+    /// `follow` or `lead`.
+    pub mode: Option<String>,
+    /// `dark` or `resume`.
+    pub after_sync: Option<String>,
+    /// ms, positive: this node shows each frame later.
+    pub offset: Option<i64>,
+    /// Leader: unicast destinations.
+    pub to: Option<Vec<String>>,
+    /// Follower: listen address; leader: source address.
+    pub listen: Option<String>,
+    /// Master file name -> array name, for names the rules do not map.
+    #[serde(default)]
+    pub names: std::collections::BTreeMap<String, String>,
+}
+
+/// `[network]`: live input over DDP, E1.31 and Art-Net (off unless
+/// `listen` names a protocol). The keys are the flags' names in snake case.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Protocols, e.g. `["ddp", "e131:5569"]`.
+    pub listen: Option<Vec<String>>,
+    /// Address to listen on.
+    pub listen_addr: Option<String>,
+    /// Senders allowed, CIDRs.
+    pub allow: Option<Vec<String>>,
+    /// First E1.31 universe.
+    pub universe: Option<u16>,
+    /// First Art-Net Port-Address.
+    pub artnet_universe: Option<u16>,
+    /// Channels per universe.
+    pub channels_per_universe: Option<u16>,
+    /// Bytes subtracted from DDP offsets.
+    pub ddp_offset: Option<u32>,
+    /// `push` or `tick`.
+    pub live_output: Option<String>,
+    /// e.g. `"5ms"`.
+    pub live_min_interval: Option<Duration>,
+    /// Seconds, e.g. `2.5`.
+    pub live_timeout: Option<Duration>,
+    /// `resume`, `restart` or `dark`.
+    pub after_live: Option<String>,
+    /// `over` or `under`.
+    pub live_rank: Option<String>,
+    /// Gamma of live data.
+    pub live_gamma: Option<f32>,
+}
+
+/// A duration in the config: a number of seconds or a string such as
+/// `"5ms"` or `"2.5s"`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Duration {
+    /// Seconds.
+    Seconds(f64),
+    /// With a unit.
+    Text(String),
+}
+
+impl Duration {
+    /// The text form the flag takes.
+    pub fn as_text(&self) -> String {
+        match self {
+            Duration::Seconds(s) => s.to_string(),
+            Duration::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// `[http]`: the web page and HTTP API (off unless `listen` is set).

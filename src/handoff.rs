@@ -165,6 +165,16 @@ impl WakeWaiter {
     pub fn pending(&self) -> bool {
         self.word.load(Ordering::Acquire) != self.seen
     }
+
+    /// Use a pending wake, without sleeping: true when there was one.
+    pub fn take(&mut self) -> bool {
+        let v = self.word.load(Ordering::Acquire);
+        if v == self.seen {
+            return false;
+        }
+        self.seen = v;
+        true
+    }
 }
 
 fn futex_wake(word: &AtomicU32) {

@@ -19,6 +19,8 @@ use crate::clock::{Clock, Ticker};
 use crate::color::Pipeline;
 use crate::library::Library;
 use crate::loader::{Loader, PlayerSide, RowState, Want};
+use crate::net::settings::{AfterLive, LiveOutput, LiveRank};
+use crate::net::{LiveMeta, LiveView, LIVE_ARRAY};
 use crate::output::{FrameMeta, Output, ALL_OFF};
 use crate::playlist::{Cursor, Go};
 pub use crate::playlist::{Order, PlaylistItem};
@@ -114,6 +116,10 @@ pub struct Links {
     pub stats: Arc<Stats>,
     /// Set to stop (signals; the player sets it when it ends by itself).
     pub stop: Arc<AtomicBool>,
+    /// Wakes the player when a command is queued, when it waits on a futex
+    /// (live input or MultiSync), so a switch is taken at once and shown at
+    /// the next deadline; unset: commands wait for the next deadline.
+    pub wake: Arc<std::sync::OnceLock<crate::handoff::Waker>>,
 }
 
 impl Links {
@@ -130,6 +136,7 @@ impl Links {
             retired: Arc::new(retired),
             stats: Arc::new(Stats::default()),
             stop: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(std::sync::OnceLock::new()),
         }
     }
 }
@@ -178,6 +185,9 @@ pub struct Slot {
     /// The slice after the colour pipeline.
     pix: Vec<u8>,
     stats: Arc<OutputStats>,
+    /// The pipeline for live frames (the live gamma, the same brightness
+    /// and current budget), when live input is attached.
+    live_pipe: Option<Pipeline>,
 }
 
 impl Slot {
@@ -195,6 +205,7 @@ impl Slot {
             src: vec![0; count * MAX_SRC_CHANNELS],
             pix: vec![0; count * pipe.out_channels()],
             stats: Arc::new(OutputStats::new(kind, first, count)),
+            live_pipe: None,
             out,
             pipe,
             first,
@@ -227,6 +238,11 @@ impl Slot {
     /// it through the pipeline and let the output prepare it. LEDs past the
     /// row are black. Never allocates.
     fn render(&mut self, row: &[u8], leds: usize, channels: usize) {
+        self.render_with(row, leds, channels, false);
+    }
+
+    /// Like [`Slot::render`], through the live pipeline when `live`.
+    fn render_with(&mut self, row: &[u8], leds: usize, channels: usize, live: bool) {
         let ch = channels.clamp(1, MAX_SRC_CHANNELS);
         let n = self.count;
         let leds = leds.min(row.len() / ch);
@@ -238,7 +254,11 @@ impl Slot {
                 _ => d.fill(0),
             }
         }
-        self.pipe.apply(src, ch, &mut self.pix);
+        let pipe = match (&self.live_pipe, live) {
+            (Some(p), true) => p,
+            _ => &self.pipe,
+        };
+        pipe.apply(src, ch, &mut self.pix);
         self.out.prepare(&self.pix);
     }
 
@@ -246,6 +266,70 @@ impl Slot {
         self.pix.fill(0);
         self.out.prepare(&self.pix);
     }
+}
+
+/// Live network input as the frame loop takes it (door 2), with the rules
+/// of the mux over playback.
+pub struct LiveInput {
+    /// The receivers' frames and wake-up.
+    pub view: LiveView,
+    /// Push (at once) or tick (latched at the next deadline).
+    pub output: LiveOutput,
+    /// What playback does when live input ends.
+    pub after: AfterLive,
+    /// Over playback, or under it (shown only while playback is stopped).
+    pub rank: LiveRank,
+    /// Gamma of live data.
+    pub gamma: f32,
+    /// Channels per LED of live data (3 RGB, 4 RGBW).
+    pub channels: usize,
+}
+
+/// Sync events from the MultiSync listener to the frame loop: lock-free,
+/// bounded (a full queue drops the event; the next SYNC repairs it).
+pub type SyncEvents = heapless::mpmc::Queue<crate::sync::SyncEvent, 16>;
+
+/// A MultiSync follower as the frame loop takes it.
+pub struct FollowInput {
+    /// Observations (SYNC packets) from the listener.
+    pub ring: Arc<crate::sync::ObsRing>,
+    /// Events (OPEN, START, SYNC for another file, STOP, BLANK).
+    pub events: Arc<SyncEvents>,
+    /// Where the clock's counters go.
+    pub stats: Arc<crate::sync::SyncStats>,
+    /// `--multisync-offset`, ns (positive: show each frame later).
+    pub offset_ns: i64,
+}
+
+/// The follower's state in the loop.
+struct Follow {
+    input: FollowInput,
+    pll: crate::sync::pll::Pll,
+    /// Playback follows the master's timeline now.
+    on: bool,
+    /// Master row of the upcoming frame.
+    row: u64,
+    /// A SYNC for a file not followed yet: join after this tick's hand-out.
+    join: Option<u32>,
+    /// START without a timeline: row 0 was due at this time; the next row
+    /// goes one period after it.
+    anchor: Option<u64>,
+    /// A START that came after this tick's deadline, for the next tick.
+    start: Option<crate::sync::SyncEvent>,
+}
+
+/// The player's live state: the input and its preallocated frame.
+struct Live {
+    input: LiveInput,
+    /// The newest live frame taken from the slot.
+    frame: Vec<u8>,
+    /// What it is, once one has arrived.
+    meta: Option<LiveMeta>,
+    /// `meta` has not been handed out yet.
+    unsent: bool,
+    /// Live was shown at the last hand-off (so playback must take over
+    /// when it is not any more).
+    showing: bool,
 }
 
 /// What the upcoming frame is.
@@ -293,6 +377,21 @@ pub struct Player<C: Clock> {
     publish: Option<crate::handoff::SlotWriter>,
     /// Playback time so far: the sum of the periods of the frames shown.
     played_ns: u64,
+    /// Live input, when attached.
+    live: Option<Live>,
+    /// MultiSync follower, when attached.
+    follow: Option<Follow>,
+    /// MultiSync leader, when attached.
+    lead: Option<crate::sync::lead::LeadPublisher>,
+    /// The leader's START for this array waits for its row 0 hand-out.
+    lead_start: Option<u32>,
+    /// The futex commands wake (MultiSync without live input).
+    waiter: Option<crate::handoff::WakeWaiter>,
+    /// Set while moving past a shown frame (a new pass's row 0 is then
+    /// due at the next deadline, not this one).
+    advancing: bool,
+    /// The outputs hold a live frame, not the upcoming playback frame.
+    outputs_hold_live: bool,
 }
 
 impl<C: Clock> Player<C> {
@@ -335,6 +434,7 @@ impl<C: Clock> Player<C> {
             retired,
             stats,
             stop,
+            wake: _,
         } = links.clone();
         let period = 1_000_000_000 / cfg.fps.max(1) as u64;
         let mut bundle = bundle;
@@ -375,17 +475,78 @@ impl<C: Clock> Player<C> {
             default_period: period,
             publish: None,
             played_ns: 0,
+            live: None,
+            outputs_hold_live: false,
+            follow: None,
+            lead: None,
+            lead_start: None,
+            waiter: None,
+            advancing: false,
         }
+    }
+
+    /// Follow a MultiSync master: its timeline steers the deadlines.
+    pub fn attach_follow(&mut self, input: FollowInput) {
+        let pll = crate::sync::pll::Pll::new(input.offset_ns);
+        self.follow = Some(Follow {
+            input,
+            pll,
+            on: false,
+            row: 0,
+            join: None,
+            anchor: None,
+            start: None,
+        });
+    }
+
+    /// Lead MultiSync followers: what the player shows is published.
+    pub fn attach_lead(&mut self, publisher: crate::sync::lead::LeadPublisher) {
+        self.lead = Some(publisher);
+    }
+
+    /// Wait on a futex that `links.wake` (commands) wakes, so commands are
+    /// taken as soon as they come (a leader's START goes out before the
+    /// deadline its row 0 is shown at). Live input brings its own futex.
+    pub fn wake_on_commands(&mut self, links: &Links) {
+        if let Some(l) = &self.live {
+            let _ = links.wake.set(l.input.view.waker());
+        } else {
+            let (waker, waiter) = crate::handoff::wake_pair();
+            let _ = links.wake.set(waker);
+            self.waiter = Some(waiter);
+        }
+    }
+
+    /// Take live frames from `input`: each output gets a live pipeline
+    /// (its own, with the live gamma) and the frame buffer is made here.
+    pub fn attach_live(&mut self, input: LiveInput) {
+        for s in &mut self.outs {
+            let settings = crate::color::ColorSettings {
+                gamma: input.gamma,
+                ..*s.pipe.settings()
+            };
+            let mut p = Pipeline::new(settings, s.pipe.out_channels());
+            p.set_brightness(s.pipe.brightness());
+            s.live_pipe = Some(p);
+        }
+        self.live = Some(Live {
+            frame: vec![0; input.view.frame_len()],
+            input,
+            meta: None,
+            unsent: false,
+            showing: false,
+        });
     }
 
     /// Blank the strip, choose the first array and prepare its first frame.
     /// The first deadline is one period from now.
     pub fn start(&mut self) {
         let t = self.send_all_off();
+        // The first deadline first: a leader's START names it.
+        self.ticker = Ticker::new(t + self.ticker.period(), self.ticker.period());
         let start = self.cfg.start.map(|i| self.clamp(i));
         let go = self.b.cursor.start(start);
         self.go(go);
-        self.ticker = Ticker::new(t + self.ticker.period(), self.ticker.period());
     }
 
     /// Run until stopped by signal, or `max_frames` frames were sent, or
@@ -452,23 +613,24 @@ impl<C: Clock> Player<C> {
         &self.b
     }
 
-    /// One frame: sleep, commands, send, prepare the next.
+    /// One frame: sleep (handing out live frames as they complete, in push
+    /// mode), commands, send, prepare the next.
     pub fn frame(&mut self) {
         let deadline = self.ticker.deadline();
-        self.clock.sleep_until(deadline);
+        self.wait_for(deadline);
         let woke = self.clock.now_ns();
         self.stats
             .wake_latency
             .record(woke.saturating_sub(deadline));
 
-        for _ in 0..COMMAND_BUDGET {
-            match self.cmds.dequeue() {
-                Some(c) => {
-                    Stats::bump(&self.stats.commands);
-                    self.apply(c);
-                }
-                None => break,
-            }
+        self.take_commands();
+        self.take_sync(deadline);
+        if self.live_tick() {
+            // Live is shown: playback holds where it is; the cadence runs on.
+            self.frames += 1;
+            self.played_ns = self.played_ns.saturating_add(self.ticker.period());
+            self.end_tick();
+            return;
         }
         if self.upcoming == Upcoming::NotReady {
             self.fetch(); // the loader may have caught up since
@@ -492,12 +654,437 @@ impl<C: Clock> Player<C> {
         };
         // The frame is handed out at `t`: the first output's hand-off is
         // what a miss is judged by; each output's own send is timed.
+        let t = self.hand_out(&mut meta);
+        // Each frame is held for its own array's period: a switch lands on
+        // the next deadline of the old cadence, then the new period applies.
+        let period = self.period_of(meta.array);
+        self.ticker.set_period(period);
+        self.stats.period_ns.store(period, Relaxed);
+        self.played_ns = self.played_ns.saturating_add(period);
+        self.judge(deadline, woke, t, period);
+        self.frames += 1;
+        self.stats.array.store(meta.array, Relaxed);
+        self.stats.row.store(meta.row, Relaxed);
+        self.last = meta;
+
+        if self.upcoming == Upcoming::Row {
+            if self.switch_unshown && meta.row == 0 {
+                // Row 0 of the latest switch is out: `wait` may answer.
+                self.switch_unshown = false;
+                self.stats
+                    .shown_seq
+                    .store(self.stats.switches.load(Relaxed), Relaxed);
+            }
+            std::mem::swap(&mut self.b.src_next, &mut self.b.src_sent);
+            if let Some(l) = &mut self.lead {
+                match self.lead_start.take() {
+                    Some(i) if i == meta.array && meta.row == 0 => l.start(i, t),
+                    _ => l.frame(meta.row),
+                }
+            }
+            self.advancing = true;
+            self.advance(period);
+            self.advancing = false;
+        } else if self.upcoming == Upcoming::NotReady && self.following() {
+            // The master's timeline goes on: skip the row that was late.
+            self.advance(period);
+        }
+        if self.follow.as_ref().is_some_and(|f| f.join.is_some()) {
+            self.join();
+        }
+        if self.following() {
+            self.steer(period);
+            return;
+        }
+        self.end_tick();
+    }
+
+    /// A local switch leaves the master's timeline until its next START.
+    fn leave_master(&mut self) {
+        if let Some(f) = &mut self.follow {
+            f.on = false;
+            f.join = None;
+            f.anchor = None;
+        }
+    }
+
+    /// Whether playback follows a MultiSync master now.
+    fn following(&self) -> bool {
+        self.follow.as_ref().is_some_and(|f| f.on)
+    }
+
+    /// Take the follower's observations and events (before the hand-out:
+    /// a START that came before this deadline shows row 0 now).
+    fn take_sync(&mut self, deadline: u64) {
+        let period = match self.following() {
+            true => self.period_of(self.array),
+            false => self.default_period,
+        };
+        let Some(f) = &mut self.follow else {
+            return;
+        };
+        let pll = &mut f.pll;
+        f.input.ring.drain(|o| pll.observe(o, period));
+        if let Some(ev) = f.start.take() {
+            self.sync_event(ev, deadline);
+        }
+        for _ in 0..COMMAND_BUDGET {
+            let Some(f) = &mut self.follow else {
+                return;
+            };
+            let Some(ev) = f.input.events.dequeue() else {
+                break;
+            };
+            self.sync_event(ev, deadline);
+        }
+    }
+
+    fn sync_event(&mut self, ev: crate::sync::SyncEvent, deadline: u64) {
+        use crate::sync::{AfterSync, SyncEvent};
+        let Some(f) = &mut self.follow else {
+            return;
+        };
+        match ev {
+            SyncEvent::Open { array } => {
+                if array != self.array {
+                    let next = Want {
+                        array: self.clamp(array),
+                        gen: self.new_gen(),
+                    };
+                    let current = Want {
+                        array: self.array,
+                        gen: self.gen,
+                    };
+                    self.predicted = Some(next);
+                    self.b.side.want(Some(current), Some(next));
+                }
+            }
+            SyncEvent::Start {
+                array,
+                epoch,
+                recv_ns,
+            } => {
+                if f.on && f.pll.has_timeline() && recv_ns > deadline {
+                    // It came after this tick's deadline: row 0 is due at
+                    // the next one (the leader sent it before that).
+                    f.start = Some(ev);
+                    return;
+                }
+                let next = (f.on && f.pll.has_timeline()).then_some(deadline);
+                let row0 = f.pll.start(epoch, recv_ns, next);
+                f.on = true;
+                f.row = 0;
+                f.join = None;
+                f.anchor = next.is_none().then_some(row0);
+                self.follow_switch(array);
+            }
+            SyncEvent::Join { array, .. } => f.join = Some(array),
+            SyncEvent::Stop { after } => {
+                f.on = false;
+                f.join = None;
+                f.pll.clear();
+                match after {
+                    AfterSync::Dark => self.apply(Command::Stop),
+                    AfterSync::Resume => {
+                        self.stopped = false;
+                        self.paused = false;
+                        let go = self.b.cursor.start(None);
+                        self.go(go);
+                        self.publish_state();
+                    }
+                }
+            }
+            SyncEvent::Blank | SyncEvent::Unknown => {
+                f.on = false;
+                f.join = None;
+                self.apply(Command::Stop);
+            }
+        }
+    }
+
+    /// Show row 0 of `array` at this tick (a START).
+    fn follow_switch(&mut self, array: u32) {
+        self.switch_applied();
+        let go = self.b.cursor.jump(self.clamp(array));
+        self.go(go);
+        self.publish_state();
+    }
+
+    /// Join the master's timeline late: the first master row due after a
+    /// short margin, at its deadline.
+    fn join(&mut self) {
+        let now = self.clock.now_ns();
+        let Some(array) = self.follow.as_mut().and_then(|f| f.join.take()) else {
+            return;
+        };
+        let array = self.clamp(array);
+        let period = self.period_of(array);
+        let Some(f) = &mut self.follow else {
+            return;
+        };
+        let margin = period / 4;
+        let Some((row, deadline)) = f.pll.join(now + margin, period) else {
+            return;
+        };
+        f.on = true;
+        f.row = row;
+        // The steer at the end of this tick puts `row` at `deadline`.
+        f.anchor = Some(deadline.saturating_sub(row * period));
+        self.follow_switch(array);
+        self.follow_row(row);
+    }
+
+    /// Make master row `row` the upcoming frame (its array row, looping).
+    fn follow_row(&mut self, row: u64) {
+        let rows = self.b.lib.entry(self.array).rows.max(1) as u64;
+        self.row = (row % rows) as u32;
+        if let Some(f) = &mut self.follow {
+            f.row = row;
+        }
+        self.fetch();
+    }
+
+    /// The follower's end of a tick: the next deadline comes from the
+    /// master's timeline, slewed by at most 1 % of the period.
+    fn steer(&mut self, period: u64) {
+        Stats::bump(&self.stats.ticks);
+        let now = self.clock.now_ns();
+        let Some(f) = &mut self.follow else {
+            return;
+        };
+        let nominal = self.ticker.deadline() + period;
+        if let Some(row0) = f.anchor.take() {
+            // The first START: row 1 one period after row 0 was due.
+            self.ticker.set_next((row0 + f.row * period).max(now));
+            f.pll.publish(&f.input.stats);
+            return;
+        }
+        let step = f.pll.steer(f.row, nominal, period);
+        f.pll.publish(&f.input.stats);
+        let (row, mut deadline) = match step {
+            crate::sync::pll::Step::Jump { row, deadline } => (row, deadline),
+            s => (f.row, s.deadline()),
+        };
+        let mut row = row;
+        if deadline + period / 2 < now {
+            // This node stalled (a miss): rejoin the master's timeline by
+            // skipping the rows it missed rather than showing them in a
+            // burst.
+            let k = (now - deadline) / period.max(1) + 1;
+            self.stats.skipped_ticks.fetch_add(k, Relaxed);
+            row += k;
+            deadline += k * period;
+        }
+        if row != f.row {
+            self.follow_row(row);
+        }
+        self.ticker.set_next(deadline);
+    }
+
+    /// Move the ticker past this tick (late ticks are skipped, counted).
+    fn end_tick(&mut self) {
+        Stats::bump(&self.stats.ticks);
+        let skipped = self.ticker.advance(self.clock.now_ns());
+        if skipped > 0 {
+            self.stats.skipped_ticks.fetch_add(skipped, Relaxed);
+            if self.lead.is_some() && self.upcoming == Upcoming::Row {
+                // A leader's rows stay on the timeline its followers keep:
+                // after a stall it skips the rows it missed (alone, a
+                // player keeps every row and lets the deadlines slip).
+                for _ in 0..skipped.min(1000) {
+                    self.advance(self.ticker.period());
+                }
+            }
+        }
+    }
+
+    /// Count a deadline miss: handed out more than a quarter period late.
+    fn judge(&mut self, deadline: u64, woke: u64, t: u64, period: u64) {
+        if t.saturating_sub(deadline) > period / 4 {
+            Stats::bump(&self.stats.deadline_misses);
+            self.stats.misses.record(Miss {
+                deadline_ns: deadline,
+                woke_ns: woke,
+                sent_ns: t,
+            });
+        }
+    }
+
+    /// Sleep to `deadline`. With live input in push mode, wait on the
+    /// receivers' futex instead and hand out each live frame as it
+    /// completes; without it, `clock_nanosleep` as always.
+    fn wait_for(&mut self, deadline: u64) {
+        let commands = self.waiter.is_some() || self.follow.is_some() || self.lead.is_some();
+        loop {
+            let woken = match (&mut self.live, &mut self.waiter) {
+                (Some(l), _) if l.input.output == LiveOutput::Push || commands => {
+                    self.clock.wait_until(deadline, l.input.view.waiter())
+                }
+                (None, Some(w)) => self.clock.wait_until(deadline, w),
+                _ => {
+                    self.clock.sleep_until(deadline);
+                    false
+                }
+            };
+            if !woken || self.stop.load(Relaxed) {
+                return;
+            }
+            if commands {
+                // Prepared now, shown at the deadline.
+                self.take_commands();
+            }
+            if self.live.is_some() {
+                self.take_live();
+                if self.live_shown() && self.live.as_ref().is_some_and(|l| l.unsent) {
+                    self.send_live();
+                }
+            }
+        }
+    }
+
+    /// Apply queued commands, at most [`COMMAND_BUDGET`].
+    fn take_commands(&mut self) {
+        for _ in 0..COMMAND_BUDGET {
+            match self.cmds.dequeue() {
+                Some(c) => {
+                    Stats::bump(&self.stats.commands);
+                    self.apply(c);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Take the newest complete live frame, if there is a new one.
+    fn take_live(&mut self) {
+        if let Some(l) = &mut self.live {
+            if let Some(m) = l.input.view.latest(&mut l.frame) {
+                l.meta = Some(m);
+                l.unsent = true;
+            }
+            if !l.input.view.is_live() {
+                // No source any more: the next one starts from its own
+                // first frame.
+                l.meta = None;
+                l.unsent = false;
+            }
+        }
+    }
+
+    /// Whether live input is what the outputs show now: a source is
+    /// winning, and it ranks over playback or playback is stopped.
+    fn live_shown(&self) -> bool {
+        let Some(l) = &self.live else {
+            return false;
+        };
+        l.input.view.is_live()
+            && l.meta.is_some()
+            && (l.input.rank == LiveRank::Over || self.stopped || self.finished)
+    }
+
+    /// The live part of a tick. True when live is shown (the tick is done);
+    /// false when playback shows, after making its frame ready again if a
+    /// live frame was in the outputs.
+    fn live_tick(&mut self) -> bool {
+        if self.live.is_none() {
+            return false;
+        }
+        self.take_live();
+        if self.live_shown() {
+            let tick = self
+                .live
+                .as_ref()
+                .is_some_and(|l| l.input.output == LiveOutput::Tick);
+            // Push mode sent each frame as it came; a frame still unsent
+            // (it came while playback ranked over it) goes now. Tick mode
+            // latches the newest frame at every tick.
+            if tick || self.live.as_ref().is_some_and(|l| l.unsent) {
+                self.send_live();
+            }
+            if let Some(l) = &mut self.live {
+                l.showing = true;
+            }
+            self.stats.showing_live.store(1, Relaxed);
+            return true;
+        }
+        self.stats.showing_live.store(0, Relaxed);
+        let ended = match &mut self.live {
+            Some(l) if l.showing => {
+                l.showing = false;
+                if l.input.view.is_live() {
+                    None // playback took over by rank (it plays again)
+                } else {
+                    Some(l.input.after)
+                }
+            }
+            _ => None,
+        };
+        match ended {
+            Some(AfterLive::Restart) if !self.stopped && !self.finished => {
+                let go = self.b.cursor.jump(self.array);
+                self.go(go);
+            }
+            Some(AfterLive::Dark) => {
+                self.stopped = true;
+                self.paused = false;
+                self.go_dark();
+                self.publish_state();
+            }
+            _ => {}
+        }
+        if self.outputs_hold_live {
+            self.refresh_upcoming();
+        }
+        false
+    }
+
+    /// Render the newest live frame into every output and hand it out now.
+    fn send_live(&mut self) {
+        let Some(l) = &mut self.live else {
+            return;
+        };
+        let Some(m) = l.meta else {
+            return;
+        };
+        l.unsent = false;
+        let ch = l.input.channels;
+        let leds = l.frame.len() / ch.max(1);
+        for s in &mut self.outs {
+            s.render_with(&l.frame, leds, ch, true);
+        }
+        self.outputs_hold_live = true;
+        let mut meta = FrameMeta {
+            t_ns: 0,
+            array: LIVE_ARRAY,
+            row: m.frame as u32,
+        };
+        self.hand_out(&mut meta);
+        self.stats.showing_live.store(1, Relaxed);
+        // Completed (receiver, CLOCK_MONOTONIC) to handed out.
+        let now = crate::clock::monotonic_ns();
+        self.stats.live_latency.record(now.saturating_sub(m.t_ns));
+        Stats::bump(&self.stats.live_frames);
+    }
+
+    /// Make the upcoming playback frame ready in the outputs again.
+    fn refresh_upcoming(&mut self) {
+        self.outputs_hold_live = false;
+        match self.upcoming {
+            Upcoming::Row => self.render_next(),
+            Upcoming::Hold | Upcoming::NotReady => self.render_from_sent(),
+            Upcoming::Dark => self.go_dark(),
+        }
+    }
+
+    /// Send the prepared frame to every output in order, stamped now;
+    /// count it and publish it (door 3). Returns the hand-off time.
+    fn hand_out(&mut self, meta: &mut FrameMeta) -> u64 {
         let t = self.clock.now_ns();
-        meta.t_ns = t;
+        meta.t_ns = self.clock.record_ns();
         let (mut dropped, mut write_errors) = (0, 0);
         for s in &mut self.outs {
             let t0 = self.clock.now_ns();
-            let r = s.out.send(&meta);
+            let r = s.out.send(meta);
             s.stats
                 .write_ns
                 .record(self.clock.now_ns().saturating_sub(t0));
@@ -514,21 +1101,6 @@ impl<C: Clock> Player<C> {
         }
         self.stats.output_dropped.store(dropped, Relaxed);
         self.stats.output_write_errors.store(write_errors, Relaxed);
-        // Each frame is held for its own array's period: a switch lands on
-        // the next deadline of the old cadence, then the new period applies.
-        let period = self.period_of(meta.array);
-        self.ticker.set_period(period);
-        self.stats.period_ns.store(period, Relaxed);
-        self.played_ns = self.played_ns.saturating_add(period);
-        if t.saturating_sub(deadline) > period / 4 {
-            Stats::bump(&self.stats.deadline_misses);
-            self.stats.misses.record(Miss {
-                deadline_ns: deadline,
-                woke_ns: woke,
-                sent_ns: t,
-            });
-        }
-        self.frames += 1;
         Stats::bump(&self.stats.frames);
         if let Some(w) = &mut self.publish {
             // The first output's pixels still hold the frame just handed
@@ -538,41 +1110,25 @@ impl<C: Clock> Player<C> {
             let n = pix.len().min(f.pixels.len());
             f.pixels[..n].copy_from_slice(&pix[..n]);
             f.pixels[n..].fill(0);
-            f.counter = self.frames;
+            f.counter = self.stats.frames.load(Relaxed);
             f.t_ns = t;
             f.source = meta.array;
             w.publish();
         }
-        self.stats.array.store(meta.array, Relaxed);
-        self.stats.row.store(meta.row, Relaxed);
-        self.last = meta;
-
-        if self.upcoming == Upcoming::Row {
-            if self.switch_unshown && meta.row == 0 {
-                // Row 0 of the latest switch is out: `wait` may answer.
-                self.switch_unshown = false;
-                self.stats
-                    .shown_seq
-                    .store(self.stats.switches.load(Relaxed), Relaxed);
-            }
-            std::mem::swap(&mut self.b.src_next, &mut self.b.src_sent);
-            self.advance(period);
-        }
-        let skipped = self.ticker.advance(self.clock.now_ns());
-        if skipped > 0 {
-            self.stats.skipped_ticks.fetch_add(skipped, Relaxed);
-        }
+        t
     }
 
     fn apply(&mut self, c: Command) {
         match c {
             Command::Play(i) => {
                 self.switch_applied();
+                self.leave_master();
                 let go = self.b.cursor.jump(self.clamp(i));
                 self.go(go);
             }
             Command::Next | Command::Prev => {
                 self.switch_applied();
+                self.leave_master();
                 let fwd = matches!(c, Command::Next);
                 let go = self.b.cursor.step(fwd, self.array, self.b.lib.len());
                 self.go(go);
@@ -593,6 +1149,9 @@ impl<C: Clock> Player<C> {
                 }
             }
             Command::Stop => {
+                if let Some(l) = &mut self.lead {
+                    l.stop(true);
+                }
                 self.stopped = true;
                 self.paused = false;
                 self.go_dark();
@@ -609,6 +1168,9 @@ impl<C: Clock> Player<C> {
     fn set_brightness(&mut self, x: f32) {
         for s in &mut self.outs {
             s.pipe.set_brightness(x);
+            if let Some(p) = &mut s.live_pipe {
+                p.set_brightness(x);
+            }
         }
         self.stats.brightness_milli.store(
             (self.outs[0].pipe.brightness() * 1000.0).round() as u32,
@@ -685,6 +1247,9 @@ impl<C: Clock> Player<C> {
                 self.start_pass(self.clamp(i));
             }
             Go::Dark => {
+                if let Some(l) = &mut self.lead {
+                    l.stop(false);
+                }
                 self.finished = true;
                 self.b.side.want(None, None);
                 self.go_dark();
@@ -711,6 +1276,24 @@ impl<C: Clock> Player<C> {
             gen: self.gen,
         });
         self.b.side.want(current, next);
+        if let Some(l) = &mut self.lead {
+            // Row 0 is due at this deadline after a command, at the next
+            // one when a pass ends. Followers that follow already place an
+            // early START on their own cadence, so it goes now; to a
+            // follower without a timeline START means "row 0 now", so the
+            // first one goes when row 0 is handed out.
+            let row0 = match self.advancing {
+                true => self.ticker.deadline() + self.ticker.period(),
+                false => self.ticker.deadline(),
+            };
+            l.open(i);
+            if l.playing() {
+                l.start(i, row0);
+                self.lead_start = None;
+            } else {
+                self.lead_start = Some(i);
+            }
+        }
         if self.stopped {
             self.go_dark();
         } else {
@@ -734,6 +1317,11 @@ impl<C: Clock> Player<C> {
 
     /// Move past the frame just sent, which was shown for `period` ns.
     fn advance(&mut self, period: u64) {
+        if let Some(f) = &self.follow {
+            if f.on {
+                return self.follow_row(f.row + 1);
+            }
+        }
         if let Some(go) = self.b.cursor.frame_shown(period) {
             return self.go(go);
         }

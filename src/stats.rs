@@ -108,6 +108,9 @@ pub struct LatencySummary {
 pub struct Stats {
     /// Frames handed to the output.
     pub frames: AtomicU64,
+    /// Deadlines the loop has passed (a live tick in push mode hands out
+    /// nothing, so this can run ahead of `frames`).
+    pub ticks: AtomicU64,
     /// Frames handed out more than a quarter period after their deadline.
     pub deadline_misses: AtomicU64,
     /// Frames that repeated the previous one because a row was not loaded.
@@ -137,6 +140,12 @@ pub struct Stats {
     /// (commands, every output's send, preparing the next frame). Timed by
     /// a [`LoopTimer`] around the player's clock.
     pub loop_ns: Histogram,
+    /// Live frames handed to the outputs.
+    pub live_frames: AtomicU64,
+    /// Live frames: from the packet that completed one to its hand-off.
+    pub live_latency: Histogram,
+    /// 1 while live input is shown instead of playback.
+    pub showing_live: AtomicU32,
     /// Each output's counters, in the order frames are written (set once,
     /// when the player is made).
     pub outputs: std::sync::OnceLock<Vec<Arc<OutputStats>>>,
@@ -303,6 +312,7 @@ impl Stats {
         let mut m = serde_json::Map::new();
         for (k, c) in [
             ("frames", &self.frames),
+            ("ticks", &self.ticks),
             ("deadline_misses", &self.deadline_misses),
             ("underruns", &self.underruns),
             ("switches", &self.switches),
@@ -313,6 +323,7 @@ impl Stats {
             ("skipped_arrays", &self.skipped_arrays),
             ("reloads", &self.reloads),
             ("shown_seq", &self.shown_seq),
+            ("live_frames", &self.live_frames),
         ] {
             m.insert(k.into(), c.load(Relaxed).into());
         }
@@ -323,6 +334,19 @@ impl Stats {
         m.insert(
             "loop_ns".into(),
             serde_json::to_value(self.loop_ns.summary()).unwrap_or_default(),
+        );
+        m.insert(
+            "live_latency_ns".into(),
+            serde_json::to_value(self.live_latency.summary()).unwrap_or_default(),
+        );
+        m.insert(
+            "showing".into(),
+            if self.showing_live.load(Relaxed) != 0 {
+                "live"
+            } else {
+                "playback"
+            }
+            .into(),
         );
         if let Some(outs) = self.outputs.get() {
             m.insert(
@@ -342,8 +366,10 @@ impl Stats {
 
 /// A clock around the player's clock that times the frame loop's work
 /// into [`Stats::loop_ns`]: from the first reading of the time after a
-/// sleep (the loop reads it at once on waking) to the next sleep. It reads
-/// the clock only before sleeping, so the wake-up itself is not delayed.
+/// sleep or wait (the loop reads it at once on waking) to the next one. It
+/// reads the clock only before sleeping, so the wake-up itself is not
+/// delayed. A wait that a command or live frame ends early starts a new
+/// sample at the loop's next reading.
 pub struct LoopTimer<C: crate::clock::Clock> {
     inner: C,
     stats: Arc<Stats>,
@@ -375,12 +401,30 @@ impl<C: crate::clock::Clock> crate::clock::Clock for LoopTimer<C> {
     }
 
     fn sleep_until(&mut self, deadline_ns: u64) {
+        self.work_done();
+        self.inner.sleep_until(deadline_ns);
+        self.slept.set(true);
+    }
+
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut crate::handoff::WakeWaiter) -> bool {
+        self.work_done();
+        let woken = self.inner.wait_until(deadline_ns, w);
+        self.slept.set(true);
+        woken
+    }
+
+    fn record_ns(&self) -> u64 {
+        self.inner.record_ns()
+    }
+}
+
+impl<C: crate::clock::Clock> LoopTimer<C> {
+    /// The loop is about to sleep: count its work since it woke.
+    fn work_done(&mut self) {
         if let Some(w) = self.woke.take() {
             let t = self.inner.now_ns();
             self.stats.loop_ns.record(t.saturating_sub(w));
         }
-        self.inner.sleep_until(deadline_ns);
-        self.slept.set(true);
     }
 }
 
@@ -411,6 +455,17 @@ mod tests {
         // A sleep without a reading in between counts nothing.
         c.sleep_until(10_000);
         assert_eq!(stats.loop_ns.count(), 3);
+        // A wait is timed like a sleep, and a wake still ends it.
+        let (k, mut w) = crate::handoff::wake_pair();
+        let woke = c.now_ns();
+        mock.advance(40);
+        k.wake();
+        assert!(c.wait_until(woke + 1_000, &mut w));
+        assert_eq!(stats.loop_ns.count(), 4);
+        assert_eq!(stats.loop_ns.max(), 70);
+        c.now_ns();
+        assert!(!c.wait_until(woke + 1_000, &mut w));
+        assert_eq!(stats.loop_ns.count(), 5);
     }
 
     #[test]

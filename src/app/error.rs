@@ -72,6 +72,8 @@ pub enum AppError {
     },
     /// The HTTP server could not start.
     Http(HttpError),
+    /// Live network input could not start.
+    Net(crate::net::NetError),
     /// `verify` found bad arrays (one line each).
     Verify(Vec<String>),
 }
@@ -121,6 +123,7 @@ impl fmt::Display for AppError {
                 "{pack}: no array named {name:?} (see `rowplay inspect {pack}`)"
             ),
             AppError::Http(e) => write!(f, "{e}"),
+            AppError::Net(e) => write!(f, "{e}"),
             AppError::Verify(lines) => write!(f, "{}", lines.join("; ")),
         }
     }
@@ -158,6 +161,7 @@ from!(
     SelftestError => Selftest,
     OutputError => Output,
     HttpError => Http,
+    crate::net::NetError => Net,
 );
 
 #[cfg(test)]

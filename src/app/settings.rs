@@ -10,6 +10,7 @@ use crate::color::{ColorError, ColorSettings};
 use crate::config::{
     ButtonConfig, ColorConfig, Config, OutputConfig, OutputField, OutputKindName, PlaylistEntry,
 };
+use crate::net::NetSettings;
 use crate::output::chip::{ChipError, ChipKind, ChipSettings, ColorOrder};
 use crate::playlist::{Order, PlaylistSpec};
 use std::fmt;
@@ -51,6 +52,9 @@ pub enum SettingsError {
     SelftestNeedsChip,
     /// `--http` / `[http] listen` is not `ADDR:PORT`.
     HttpListen(String),
+    /// A live-input setting that does not parse or is out of range (the
+    /// message names the option).
+    Network(String),
     /// `[[output]]` tables together with the single form's `[led]`/`[spi]`.
     BothOutputForms,
     /// An `[[output]]` table (1-based) without `kind`.
@@ -150,6 +154,7 @@ impl fmt::Display for SettingsError {
             SettingsError::ColorOrder(e) => write!(f, "{e}"),
             SettingsError::Chip(e) => write!(f, "{e}"),
             SettingsError::Color(e) => write!(f, "{e}"),
+            SettingsError::Network(m) => f.write_str(m),
             SettingsError::HttpListen(a) => write!(
                 f,
                 "--http {a:?} is not ADDR:PORT (e.g. 0.0.0.0:8080, or 127.0.0.1:0 for any free port)"
@@ -518,6 +523,13 @@ pub struct PlaySettings {
     pub buttons: Vec<ButtonConfig>,
     /// The web page and HTTP API, if asked for.
     pub http: Option<HttpChoice>,
+    /// Live network input, if `--listen` / `[network] listen` names a
+    /// protocol.
+    pub network: Option<NetSettings>,
+    /// FPP MultiSync, if `--multisync` / `[multisync] mode` is set.
+    pub multisync: Option<crate::sync::SyncSettings>,
+    /// `--clock-drift-ppm` (tests).
+    pub clock_drift_ppm: Option<i64>,
 }
 
 /// Resolve `rowplay play`. `stdout_is_terminal` decides the default output.
@@ -663,7 +675,163 @@ pub fn play(
         clock: a.clock,
         buttons: cfg.buttons.clone(),
         http: http(a, cfg)?,
+        network: network(a, cfg)?,
+        multisync: multisync(a, cfg)?,
+        clock_drift_ppm: a.clock_drift_ppm,
     })
+}
+
+/// Resolve MultiSync: each flag over the same key of `[multisync]`.
+fn multisync(
+    a: &PlayArgs,
+    cfg: &Config,
+) -> Result<Option<crate::sync::SyncSettings>, SettingsError> {
+    use crate::sync::{self as sy, packet::PORT};
+    let m = &cfg.multisync;
+    let Some(mode) = a.multisync.as_ref().or(m.mode.as_ref()) else {
+        return Ok(None);
+    };
+    let bad = |e: sy::SettingsError| SettingsError::Network(e.to_string());
+    let mut s = sy::SyncSettings {
+        mode: sy::parse_mode(mode).map_err(bad)?,
+        ..Default::default()
+    };
+    if let Some(v) = a.after_sync.as_ref().or(m.after_sync.as_ref()) {
+        s.after_sync = sy::parse_after_sync(v).map_err(bad)?;
+    }
+    if let Some(v) = a.multisync_offset.or(m.offset) {
+        s.offset_ms = sy::check_offset_ms(v).map_err(bad)?;
+    }
+    let to = match (&a.multisync_to, &m.to) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(list)) => Some(list.join(",")),
+        (None, None) => None,
+    };
+    if let Some(t) = to {
+        s.to = sy::parse_to_list(&t).map_err(bad)?;
+    }
+    if let Some(l) = a.multisync_listen.as_ref().or(m.listen.as_ref()) {
+        s.listen = l
+            .parse::<std::net::SocketAddrV4>()
+            .or_else(|_| {
+                l.parse::<std::net::Ipv4Addr>()
+                    .map(|ip| std::net::SocketAddrV4::new(ip, PORT))
+            })
+            .map_err(|_| {
+                SettingsError::Network(format!("--multisync-listen {l:?} is not IP or IP:PORT"))
+            })?;
+    }
+    s.names = m
+        .names
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    s.hostname = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "rowplay".into());
+    Ok(Some(s))
+}
+
+/// Resolve live input: each `--` flag over the same key of `[network]`
+/// over the default. `None` when no protocol is named.
+fn network(a: &PlayArgs, cfg: &Config) -> Result<Option<NetSettings>, SettingsError> {
+    use crate::net::settings as ns;
+    let n = &cfg.network;
+    let bad = |e: ns::SettingError| SettingsError::Network(e.to_string());
+    let listen = if a.listen.is_empty() {
+        ns::parse_listen(n.listen.iter().flatten().map(String::as_str))
+    } else {
+        ns::parse_listen(a.listen.iter().map(String::as_str))
+    }
+    .map_err(bad)?;
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let mut s = NetSettings {
+        listen,
+        ..NetSettings::default()
+    };
+    if let Some(v) = a.listen_addr.as_ref().or(n.listen_addr.as_ref()) {
+        s.listen_addr = ns::parse_addr(v).map_err(bad)?;
+    }
+    s.allow = if a.allow.is_empty() {
+        ns::parse_allow(n.allow.iter().flatten().map(String::as_str))
+    } else {
+        ns::parse_allow(a.allow.iter().map(String::as_str))
+    }
+    .map_err(bad)?;
+    s.universe = a.universe.or(n.universe).unwrap_or(s.universe);
+    if !(1..=63999).contains(&s.universe) {
+        return Err(SettingsError::Network(format!(
+            "--universe {} outside 1..=63999 (E1.31's universes)",
+            s.universe
+        )));
+    }
+    s.artnet_universe = a
+        .artnet_universe
+        .or(n.artnet_universe)
+        .unwrap_or(s.artnet_universe);
+    if s.artnet_universe > 0x7FFF {
+        return Err(SettingsError::Network(format!(
+            "--artnet-universe {} outside 0..=32767 (Art-Net's 15-bit Port-Address)",
+            s.artnet_universe
+        )));
+    }
+    s.channels_per_universe = a
+        .channels_per_universe
+        .or(n.channels_per_universe)
+        .unwrap_or(s.channels_per_universe);
+    if !(4..=512).contains(&s.channels_per_universe) {
+        return Err(SettingsError::Network(format!(
+            "--channels-per-universe {} outside 4..=512",
+            s.channels_per_universe
+        )));
+    }
+    s.ddp_offset = a.ddp_offset.or(n.ddp_offset).unwrap_or(0);
+    if let Some(v) = a.live_output.as_ref().or(n.live_output.as_ref()) {
+        s.live_output = ns::parse_live_output(v).map_err(bad)?;
+    }
+    let duration = |option: &str, flag: &Option<String>, key: &Option<crate::config::Duration>| {
+        let text = match (flag, key) {
+            (Some(f), _) => f.clone(),
+            (None, Some(k)) => k.as_text(),
+            (None, None) => return Ok(None),
+        };
+        ns::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| SettingsError::Network(format!("--{option}: {e}")))
+    };
+    if let Some(d) = duration(
+        "live-min-interval",
+        &a.live_min_interval,
+        &n.live_min_interval,
+    )? {
+        s.live_min_interval_ns = d;
+    }
+    if let Some(d) = duration("live-timeout", &a.live_timeout, &n.live_timeout)? {
+        if d == 0 {
+            return Err(SettingsError::Network(
+                "--live-timeout: must be more than 0".into(),
+            ));
+        }
+        s.live_timeout_ns = d;
+    }
+    if let Some(v) = a.after_live.as_ref().or(n.after_live.as_ref()) {
+        s.after_live = ns::parse_after_live(v).map_err(bad)?;
+    }
+    if let Some(v) = a.live_rank.as_ref().or(n.live_rank.as_ref()) {
+        s.live_rank = ns::parse_live_rank(v).map_err(bad)?;
+    }
+    s.live_gamma = a.live_gamma.or(n.live_gamma).unwrap_or(1.0);
+    if !(s.live_gamma.is_finite() && (0.1..=5.0).contains(&s.live_gamma)) {
+        return Err(SettingsError::Network(format!(
+            "--live-gamma {} outside 0.1..=5",
+            s.live_gamma
+        )));
+    }
+    Ok(Some(s))
 }
 
 /// Resolve the `n`th (1-based) `[[output]]` table. Colour: `[color]`, then
@@ -1540,6 +1708,25 @@ mod tests {
     }
 
     #[test]
+    fn the_example_network_keys_uncommented_resolve() {
+        let text = include_str!("../../boards/config.example.toml");
+        let (_, net) = text.split_once("\n[network]\n").unwrap();
+        let net = net.split("\n[").next().unwrap();
+        let keys: String = net
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(keys.lines().count(), 13, "{keys}");
+        let n = resolve("play", &format!("[network]\n{keys}"))
+            .network
+            .unwrap();
+        assert_eq!(n.listen.len(), 3);
+        assert_eq!(n.live_timeout_ns, 2_500_000_000);
+    }
+
+    #[test]
     fn http_is_off_unless_asked_and_flags_beat_the_config() {
         assert_eq!(resolve("play", "").http, None);
         let c = "[http]\nlisten = \"0.0.0.0:80\"\ntoken_file = \"/etc/t\"\nwled_open = true\nwled_presets = [\"a\"]";
@@ -1561,6 +1748,188 @@ mod tests {
         assert_eq!((h.token.as_deref(), h.token_file), (Some("s3"), None));
         assert!(h.token_read);
         assert!(err("play --http 8080", "").starts_with("--http \"8080\" is not ADDR:PORT"));
+    }
+
+    #[test]
+    fn network_is_off_unless_a_protocol_is_named_and_flags_beat_the_config() {
+        use crate::net::settings::{AfterLive, LiveOutput, LiveRank};
+        use crate::net::Protocol;
+        assert_eq!(resolve("play", "").network, None);
+        assert_eq!(resolve("play", "[network]\nlisten = []").network, None);
+        let c = r#"[network]
+listen = ["ddp", "e131:5569"]
+listen_addr = "10.0.0.2"
+allow = ["10.0.0.0/8"]
+universe = 3
+artnet_universe = 16
+channels_per_universe = 512
+ddp_offset = 3
+live_output = "tick"
+live_min_interval = "8ms"
+live_timeout = 4
+after_live = "dark"
+live_rank = "under"
+live_gamma = 2.2"#;
+        let n = resolve("play", c).network.unwrap();
+        let ports: Vec<_> = n.listen.iter().map(|l| (l.protocol, l.port)).collect();
+        assert_eq!(ports, vec![(Protocol::Ddp, 4048), (Protocol::E131, 5569)]);
+        assert_eq!(n.listen_addr, std::net::Ipv4Addr::new(10, 0, 0, 2));
+        assert!(n.allowed([10, 1, 2, 3].into()) && !n.allowed([192, 168, 0, 1].into()));
+        assert_eq!((n.universe, n.artnet_universe), (3, 16));
+        assert_eq!((n.channels_per_universe, n.ddp_offset), (512, 3));
+        assert_eq!(n.live_output, LiveOutput::Tick);
+        assert_eq!(n.live_min_interval_ns, 8_000_000);
+        assert_eq!(n.live_timeout_ns, 4_000_000_000);
+        assert_eq!(
+            (n.after_live, n.live_rank),
+            (AfterLive::Dark, LiveRank::Under)
+        );
+        assert_eq!(n.live_gamma, 2.2);
+        // Each flag beats its key; the rest stays the config's.
+        let n = resolve(
+            "play --listen artnet --universe 7 --live-timeout 0.5s --after-live restart \
+             --live-output push --live-rank over --live-gamma 1.0 --allow 192.168.0.0/16",
+            c,
+        )
+        .network
+        .unwrap();
+        assert_eq!(n.listen.len(), 1);
+        assert_eq!(n.listen[0].protocol, Protocol::ArtNet);
+        assert_eq!((n.universe, n.artnet_universe), (7, 16));
+        assert_eq!(n.live_timeout_ns, 500_000_000);
+        assert_eq!(n.live_min_interval_ns, 8_000_000);
+        assert_eq!(
+            (n.after_live, n.live_rank),
+            (AfterLive::Restart, LiveRank::Over)
+        );
+        assert_eq!((n.live_output, n.live_gamma), (LiveOutput::Push, 1.0));
+        assert!(n.allowed([192, 168, 4, 4].into()) && !n.allowed([10, 1, 2, 3].into()));
+        // The defaults of the issue.
+        let n = resolve("play --listen ddp,e131,artnet", "")
+            .network
+            .unwrap();
+        assert_eq!(n.listen.len(), 3);
+        assert_eq!(n.listen_addr, std::net::Ipv4Addr::UNSPECIFIED);
+        assert!(n.allow.is_empty());
+        assert_eq!(
+            (n.universe, n.artnet_universe, n.channels_per_universe),
+            (1, 0, 510)
+        );
+        assert_eq!(
+            (n.live_min_interval_ns, n.live_timeout_ns),
+            (5_000_000, 2_500_000_000)
+        );
+        assert_eq!(n.live_output, LiveOutput::Push);
+        assert_eq!(
+            (n.after_live, n.live_rank, n.live_gamma),
+            (AfterLive::Resume, LiveRank::Over, 1.0)
+        );
+    }
+
+    #[test]
+    fn bad_network_settings_say_which_option() {
+        for (line, cfg, starts) in [
+            ("play --listen udp", "", "--listen: \"udp\""),
+            ("play --listen ddp,ddp", "", "--listen: ddp is named twice"),
+            (
+                "play --listen ddp --listen-addr pi.local",
+                "",
+                "--listen-addr:",
+            ),
+            ("play --listen ddp --allow 10.0.0.1/8", "", "--allow:"),
+            ("play --listen ddp --universe 0", "", "--universe 0 outside"),
+            (
+                "play --listen ddp --artnet-universe 40000",
+                "",
+                "--artnet-universe 40000",
+            ),
+            (
+                "play --listen ddp --channels-per-universe 513",
+                "",
+                "--channels-per-universe 513",
+            ),
+            (
+                "play --listen ddp --live-timeout soon",
+                "",
+                "--live-timeout:",
+            ),
+            (
+                "play --listen ddp --live-timeout 0",
+                "",
+                "--live-timeout: must be",
+            ),
+            (
+                "play --listen ddp",
+                "[network]\nlive_min_interval = \"5 min\"",
+                "--live-min-interval:",
+            ),
+            (
+                "play --listen ddp --after-live later",
+                "",
+                "--after-live: \"later\"",
+            ),
+            (
+                "play --listen ddp --live-rank top",
+                "",
+                "--live-rank: \"top\"",
+            ),
+            (
+                "play --listen ddp --live-output now",
+                "",
+                "--live-output: \"now\"",
+            ),
+            (
+                "play --listen ddp --live-gamma 9",
+                "",
+                "--live-gamma 9 outside",
+            ),
+        ] {
+            let e = err(line, cfg);
+            assert!(e.starts_with(starts), "{line}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert!(crate::config::parse("[network]\nlisten_port = 1").is_err());
+    }
+
+    #[test]
+    fn multisync_is_off_unless_a_mode_is_set_and_flags_beat_the_config() {
+        use crate::sync::{AfterSync, Mode};
+        assert_eq!(resolve("play", "").multisync, None);
+        let c = "[multisync]\nmode = \"follow\"\nafter_sync = \"resume\"\noffset = 12\nlisten = \"10.0.0.5\"\n[multisync.names]\n\"Show 1.fseq\" = \"shows/one\"";
+        let m = resolve("play", c).multisync.unwrap();
+        assert_eq!(
+            (m.mode, m.after_sync, m.offset_ms),
+            (Mode::Follow, AfterSync::Resume, 12)
+        );
+        assert_eq!(m.listen, "10.0.0.5:32320".parse().unwrap());
+        assert_eq!(
+            m.names,
+            vec![("Show 1.fseq".to_string(), "shows/one".to_string())]
+        );
+        let m = resolve(
+            "play --multisync lead --multisync-to 10.0.0.7,10.0.0.8:4000 --multisync-offset -5 --after-sync dark",
+            c,
+        )
+        .multisync
+        .unwrap();
+        assert_eq!(
+            (m.mode, m.after_sync, m.offset_ms),
+            (Mode::Lead, AfterSync::Dark, -5)
+        );
+        assert_eq!(
+            m.to,
+            vec![
+                "10.0.0.7:32320".parse().unwrap(),
+                "10.0.0.8:4000".parse().unwrap()
+            ]
+        );
+        assert!(err("play --multisync both", "").contains("use follow or lead"));
+        assert!(
+            err("play --multisync follow --multisync-offset 10000", "").contains("-9999..=9999")
+        );
+        assert!(err("play --multisync lead --multisync-to pi.local", "").contains("\"pi.local\""));
+        assert!(err("play --multisync follow --multisync-listen x", "")
+            .starts_with("--multisync-listen"));
     }
 
     #[test]

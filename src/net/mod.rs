@@ -118,6 +118,11 @@ impl LiveView {
         self.waiter.wait_until(deadline_ns)
     }
 
+    /// The wake-up the frame loop waits on (through its clock).
+    pub fn waiter(&mut self) -> &mut slot::WakeWaiter {
+        &mut self.waiter
+    }
+
     /// Whether some live source is winning now (else playback shows).
     pub fn is_live(&self) -> bool {
         self.stats.winner.load(Relaxed) != 0

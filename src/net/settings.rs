@@ -175,7 +175,10 @@ impl fmt::Display for SettingError {
                     "--listen: {s:?} is not ddp, e131 or artnet (add :PORT for a port)"
                 )
             }
-            SettingError::Port(s) => write!(f, "--listen: port {s:?} is not a number 1..65535"),
+            SettingError::Port(s) => write!(
+                f,
+                "--listen: port {s:?} is not a number 0..65535 (0: any free port)"
+            ),
             SettingError::Duplicate(p) => write!(f, "--listen: {} is named twice", p.name()),
             SettingError::Address(s) => write!(f, "--listen-addr: {s:?} is not an IPv4 address"),
             SettingError::Cidr(s) => {
@@ -212,8 +215,9 @@ pub fn parse_listen_item(s: &str) -> Result<Listen, SettingError> {
     let port = match port {
         None => default_port(protocol),
         Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(SettingError::Port(p.to_string())),
+            // 0 asks for any free port; the one bound is printed at start.
+            Ok(n) => n,
+            Err(_) => return Err(SettingError::Port(p.to_string())),
         },
     };
     Ok(Listen { protocol, port })
@@ -375,7 +379,7 @@ mod tests {
             parse_listen(["dmx"]),
             Err(SettingError::Protocol("dmx".into()))
         );
-        assert_eq!(parse_listen(["ddp:0"]), Err(SettingError::Port("0".into())));
+        assert_eq!(parse_listen(["ddp:0"]).unwrap()[0].port, 0);
         assert_eq!(parse_listen(["ddp:x"]), Err(SettingError::Port("x".into())));
         assert_eq!(
             parse_listen(["ddp:70000"]),

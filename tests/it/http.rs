@@ -24,6 +24,8 @@ struct Fake {
     frames: AtomicU64,
     /// LEDs of the made-up frames; 0: show the playing array's head rows.
     leds: usize,
+    /// What [`Backend::default_fps`] answers.
+    default_fps: Option<f64>,
 }
 
 impl Fake {
@@ -34,6 +36,7 @@ impl Fake {
             state: Mutex::new(("playing", Some(0), 1.0)),
             frames: AtomicU64::new(0),
             leds: 500,
+            default_fps: None,
         })
     }
     fn log(&self) -> Vec<String> {
@@ -87,6 +90,9 @@ impl Backend for Fake {
     }
     fn library(&self) -> Arc<Library> {
         self.lib.clone()
+    }
+    fn default_fps(&self) -> Option<f64> {
+        self.default_fps
     }
     fn last_frame(&self, dst: &mut Vec<u8>) -> Option<u64> {
         // A new frame on every call: LED i is (i, frame, 0).
@@ -775,6 +781,48 @@ fn live_stream() {
     assert!(frames.windows(2).all(|w| w[1] > w[0]), "{frames:?}");
 }
 
+/// `fps` in `/api/arrays`: an array's own rate (pack format 2), else the
+/// player's default when the backend knows it, else null.
+#[test]
+fn array_fps_is_its_own_rate_else_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let arrays = || {
+        vec![
+            NamedArray {
+                period_ns: Some(25_000_000),
+                ..util::named("at_40", 1, 10, 8)
+            },
+            util::named("no_rate", 2, 10, 8),
+        ]
+    };
+    for d in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    let mut unknown = Fake::new(library(&dir.path().join("a"), arrays()));
+    Arc::get_mut(&mut unknown).unwrap().default_fps = None;
+    let mut known = Fake::new(library(&dir.path().join("b"), arrays()));
+    Arc::get_mut(&mut known).unwrap().default_fps = Some(30.0);
+    for (fake, want) in [(unknown, json!([40.0, null])), (known, json!([40.0, 30.0]))] {
+        let server = http::start(HttpSettings::new("127.0.0.1:0".parse().unwrap()), fake).unwrap();
+        let v = get(server.local_addr(), "/api/arrays").json();
+        let names: Vec<Value> = v["arrays"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].clone())
+            .collect();
+        assert_eq!(names, [json!("at_40"), json!("no_rate")]);
+        let fps: Vec<Value> = v["arrays"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["fps"].clone())
+            .collect();
+        assert_eq!(json!(fps), want);
+        server.stop();
+    }
+}
+
 /// The acceptance figures: a filter keystroke over 10,000 names and a
 /// thumbnail, timed and printed (not asserted: timing depends on the
 /// machine).
@@ -814,15 +862,7 @@ fn figures_for_ten_thousand_arrays() {
 /// The venv with `wled` and `selenium` (see tests/peers/), or `None` with
 /// a note when `ROWPLAY_PEERS_VENV` is not set.
 fn peers_venv(what: &str) -> Option<std::path::PathBuf> {
-    match std::env::var_os("ROWPLAY_PEERS_VENV") {
-        Some(v) => Some(std::path::PathBuf::from(v)),
-        None => {
-            eprintln!(
-                "skipped {what}: set ROWPLAY_PEERS_VENV to a venv with wled==1.1.1 and selenium"
-            );
-            None
-        }
-    }
+    util::peers_venv(what)
 }
 
 /// Run `f` on a thread in a new network namespace with only `lo` up: the
@@ -917,10 +957,16 @@ fn the_page_in_a_real_browser() {
     let Some(venv) = peers_venv("the browser test") else {
         return;
     };
-    if !std::path::Path::new("/usr/bin/chromedriver").exists() {
-        eprintln!("skipped the browser test: no /usr/bin/chromedriver (apt-get install chromium chromium-driver)");
-        return;
-    }
+    // With the venv set the browser must be there too (.ci/run installs
+    // Debian's chromium and chromium-driver): fail rather than skip.
+    util::require_peer(
+        std::path::Path::new("/usr/bin/chromedriver"),
+        "chromedriver (apt-get install chromium-driver)",
+    );
+    util::require_peer(
+        std::path::Path::new("/usr/bin/chromium"),
+        "chromium (apt-get install chromium)",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut fake = Fake::new(library(dir.path(), arrays()));
     Arc::get_mut(&mut fake).unwrap().leds = 0;

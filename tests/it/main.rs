@@ -16,12 +16,20 @@
 //!   export to `.fseq` and back, per-array rates in packs and `inspect`.
 //! - `multisync`: the MultiSync listener fed by the leader and by an
 //!   FPP-style sender over loopback: events, observations, pings.
+//! - `multisync_cli`: a leader and two followers (real binaries, loopback):
+//!   the same rows everywhere, a switch on row 0 of the same array.
 //! - `rates`: per-array frame rates on a stepping clock; a pack of the
 //!   release before rates plays as before.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
+//! - `live`: live input in the frame loop on a mock clock: takeover,
+//!   fall-back, after-live, rank, tick latching, no allocation.
+//! - `live_cli`: the real binary with `--listen`: DDP takeover and resume,
+//!   tick mode, E1.31 priorities with two sacn senders (peers venv).
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
 //!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
+//! - `net_ola`: the E1.31 receiver fed by OLA's olad in a namespace of its
+//!   own (root, `ROWPLAY_PEERS_VENV`, else skipped).
 //! - `http_cli`: the real binary with `--http`: commands, tokens, the live stream.
 //! - `http`: the HTTP server over a fake player: routes, limits, tokens, WLED.
 
@@ -31,8 +39,12 @@ mod hostile;
 mod http;
 mod http_cli;
 mod library;
+mod live;
+mod live_cli;
 mod multisync;
+mod multisync_cli;
 mod net;
+mod net_ola;
 mod net_peers;
 mod outputs;
 mod pack_cli;
