@@ -69,10 +69,10 @@ fn wire_recorder(p: &std::path::Path, enc: &Encoder) -> Result<Box<dyn Output>, 
 }
 
 /// Whether the output at `index` in the list gets a worker thread
-/// ([`worker`]): every hardware output after the first. The first is
-/// written by the frame loop itself, because its hand-off is what a miss is
-/// judged by and its timing stays exact; host outputs already hand their
-/// frames to writer threads.
+/// ([`crate::output::worker`]): every hardware output after the first.
+/// The first is written by the frame loop itself, because its hand-off is
+/// what a miss is judged by and its timing stays exact; host outputs
+/// already hand their frames to writer threads.
 fn has_worker(index: usize, kind: &OutputKind) -> bool {
     index > 0
         && matches!(
