@@ -1065,7 +1065,9 @@ impl<C: Clock> Player<C> {
         let Some(m) = l.meta else {
             return;
         };
-        l.unsent = false;
+        // Tick mode shows a held frame again at each tick; only its first
+        // hand-out has a packet-to-wire latency.
+        let fresh = std::mem::replace(&mut l.unsent, false);
         let ch = l.input.channels;
         let leds = l.frame.len() / ch.max(1);
         for s in &mut self.outs {
@@ -1080,8 +1082,10 @@ impl<C: Clock> Player<C> {
         self.hand_out(&mut meta);
         self.stats.showing_live.store(1, Relaxed);
         // Completed (receiver, CLOCK_MONOTONIC) to handed out.
-        let now = crate::clock::monotonic_ns();
-        self.stats.live_latency.record(now.saturating_sub(m.t_ns));
+        if fresh {
+            let now = crate::clock::monotonic_ns();
+            self.stats.live_latency.record(now.saturating_sub(m.t_ns));
+        }
         Stats::bump(&self.stats.live_frames);
     }
 

@@ -305,6 +305,8 @@ fn tick_mode_latches_the_newest_frame_at_the_tick() {
     assert_eq!(r.shown_since(3), vec![(LIVE_ARRAY, 2)]);
     let live = r.mux.stats().to_json(r.now);
     assert_eq!(live["sources"][0]["frames_dropped"], 1, "{live}");
+    // The held frame's second showing has no packet-to-wire latency.
+    assert_eq!(r.links.stats.live_latency.count(), 1);
     r.time_out();
     r.run(1);
     assert_eq!(r.shown_since(4), vec![(0, 2)]);
