@@ -21,6 +21,13 @@ the player's own timestamps. Each miss is then put in one of these classes:
 - `no-trace`: the trace does not reach back to it (a full ring drops its
   oldest events) or has no wake-up for it.
 
+The same trace also keeps every wake-up of cyclictest's measuring thread
+(`cyclic_wakes`: the realtime `cyclictest` thread, told from its
+non-realtime main thread by priority), so that cyclictest's samples can be
+placed on the same clock, and every switch to the player thread with the
+task it took the CPU from (`switches_in`; `cyclic_switches` for
+cyclictest).
+
 Needs root and tracefs; when either is missing the benchmark says so and
 goes on without attribution. The kernel has one trace for the whole
 machine: run one benchmark at a time.
@@ -33,6 +40,9 @@ import subprocess
 
 PLAYER = "rowplay-player"
 MISS_LOG_LEN = 64  # misses the player keeps in `recent_misses` (src/stats.rs)
+SWITCH = re.compile(r"prev_comm=(.*?) prev_pid=\d+ prev_prio=\d+ prev_state=(\S+) ==> "
+                    r"next_comm=(.*?) next_pid=(\d+)")
+PID = re.compile(r"\bpid=(\d+)")
 EVENT = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d+): (\w+): (.*)$")
 
 
@@ -74,6 +84,9 @@ class TimerTrace:
         self.kb = int(min(cap, max(4096, seconds * 30)))
         self.saved = {}
         self.steal0 = None
+        self.cyclic_wakes = []  # t_ns of each wake-up of cyclictest's timed thread
+        self.switches_in = []  # (t_ns, cpu, prev_comm, prev_state) into the player
+        self.cyclic_switches = []  # the same, into cyclictest's timed thread
 
     def _w(self, name, value):
         with open(os.path.join(self.dir, name), "w") as f:
@@ -96,19 +109,28 @@ class TimerTrace:
             self._w("trace_clock", "mono")
             self._w("buffer_size_kb", str(self.kb))
             self._w("trace", "")
-            self._w("events/sched/sched_waking/filter", f'comm == "{PLAYER}"')
+            # Kernel priorities below 100 are realtime: cyclictest's timed
+            # thread, not its main thread.
+            self._w("events/sched/sched_waking/filter",
+                    f'comm == "{PLAYER}" || (comm == "cyclictest" && prio < 100)')
             self._w("events/sched/sched_waking/enable", "1")
+            self._w("events/sched/sched_switch/filter",
+                    f'next_comm == "{PLAYER}" || (next_comm == "cyclictest" && next_prio < 100)')
+            self._w("events/sched/sched_switch/enable", "1")
             self._w("events/timer/hrtimer_expire_entry/enable", "1")
             self._w("tracing_on", "1")
         except OSError as e:
             self.why = f"tracefs not usable ({e}): misses not attributed"
             self.dir = None
 
-    def stop(self, save_to=None):
+    def stop(self, save_to=None, pids=None):
         """Stop tracing and read the trace: (per-CPU sorted expiry times,
         player wake-ups as (t_ns, cpu), events lost, per-CPU name of the
         task each expiry interrupted), or None. `save_to`: also keep the raw
-        trace there, to look at the CPUs around a miss."""
+        trace there, to look at the CPUs around a miss. `pids`: the thread
+        ids of the player and cyclictest under test; wake-ups and switches
+        of other threads of the same names (other runs on a shared
+        machine) are left out. None keeps them all."""
         steal1 = steal_ticks()
         hz = os.sysconf("SC_CLK_TCK")
         self.steal_ms = (None if self.steal0 is None or steal1 is None
@@ -132,7 +154,19 @@ class TimerTrace:
                         ticks.setdefault(cpu, []).append(t)
                         comms.setdefault(cpu, []).append(m.group(1).strip())
                     elif m.group(6) == "sched_waking":
-                        wakes.append((t, cpu))
+                        pid = PID.search(m.group(7))
+                        if pids is not None and (not pid or int(pid.group(1)) not in pids):
+                            continue
+                        if m.group(7).startswith("comm=cyclictest "):
+                            self.cyclic_wakes.append(t)
+                        else:
+                            wakes.append((t, cpu))
+                    elif m.group(6) == "sched_switch":
+                        sw = SWITCH.match(m.group(7))
+                        if sw and (pids is None or int(sw.group(4)) in pids):
+                            to = (self.cyclic_switches if sw.group(3) == "cyclictest"
+                                  else self.switches_in)
+                            to.append((t, cpu, sw.group(1), sw.group(2)))
             if raw:
                 raw.close()
             lost = 0
@@ -151,6 +185,8 @@ class TimerTrace:
 
     def _restore(self):
         for name, value in (("events/sched/sched_waking/enable", "0"),
+                            ("events/sched/sched_switch/enable", "0"),
+                            ("events/sched/sched_switch/filter", "0"),
                             ("events/timer/hrtimer_expire_entry/enable", "0"),
                             ("events/sched/sched_waking/filter", "0"),
                             ("trace", ""),
