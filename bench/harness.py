@@ -544,24 +544,17 @@ def realtime_same_cpu(rowplay, pack, npy_dir, names, index_of, *, seconds, limit
     pids = ct_tids | {t for t, n in pl.get("threads", {}).items() if n == ktrace.PLAYER}
     tr = trace.stop(save_to=os.path.join(logs, "ktrace-samecpu.txt"), pids=pids or None)
     s = st.wait(seconds + 60)
-    res = {"load": "same CPU, stress-ng cpu+io+vm", "seconds": seconds, "player": pl}
-    cyc = samecpu.cyclictest_ns(c["stdout"])
-    if c["rc"] != 0 or not cyc:
+    res = {"load": "same CPU, stress-ng cpu+io+vm", "seconds": seconds, "player": pl,
+           "pids": sorted(pids)}
+    if c["rc"] != 0 or not samecpu.cyclictest_ns(c["stdout"]):
         res["cyclictest_error"] = failure(c) or "no samples"
     if s["rc"] not in (0, None) and s.get("signal") is None:
         res["stress_error"] = failure(s)
     if not pl.get("ok"):
         return res
-    ticks = samecpu.read_wake_log(wake_log)
-    misses = [{"deadline_ns": d, "woke_ns": w, "sent_ns": x} for d, w, x in ticks
-              if x - d > PERIOD_NS // 4]
-    att = ktrace.attribute(tr, misses, PERIOD_NS)
-    placed = samecpu.place_cyclictest(cyc, trace.cyclic_wakes, tr[2] if tr else 1)
-    info = (tr[0], tr[3], trace.switches_in) if tr else None
-    res["compare"] = samecpu.compare(ticks, pl["stats"]["deadline_misses"], cyc, placed, att,
-                                     info,
-        player_wakes=[w for w, _ in tr[1]] if tr else (), cyc_wakes=trace.cyclic_wakes,
-        cyc_switches=trace.cyclic_switches)
+    res["compare"], att = samecpu.analyse(
+        wake_log, os.path.join(logs, "ktrace-samecpu.txt") if tr else None, c["stdout"],
+        pl["stats"]["deadline_misses"], pids or None, tr[2] if tr else 1)
     res["miss_attribution"] = att
     res["miss_attribution_text"] = ktrace.summary(att, trace.steal_ms) or trace.why
     return res

@@ -139,36 +139,15 @@ class TimerTrace:
             return None
         try:
             self._w("tracing_on", "0")
-            ticks, comms, wakes = {}, {}, []
             raw = open(save_to, "w") if save_to else None
             with open(os.path.join(self.dir, "trace")) as f:
-                for line in f:
-                    if raw:
-                        raw.write(line)
-                    m = EVENT.match(line)
-                    if not m:
-                        continue
-                    cpu = int(m.group(3))
-                    t = int(m.group(4)) * 1_000_000_000 + int(m.group(5).ljust(9, "0")[:9])
-                    if m.group(6) == "hrtimer_expire_entry":
-                        ticks.setdefault(cpu, []).append(t)
-                        comms.setdefault(cpu, []).append(m.group(1).strip())
-                    elif m.group(6) == "sched_waking":
-                        pid = PID.search(m.group(7))
-                        if pids is not None and (not pid or int(pid.group(1)) not in pids):
-                            continue
-                        if m.group(7).startswith("comm=cyclictest "):
-                            self.cyclic_wakes.append(t)
-                        else:
-                            wakes.append((t, cpu))
-                    elif m.group(6) == "sched_switch":
-                        sw = SWITCH.match(m.group(7))
-                        if sw and (pids is None or int(sw.group(4)) in pids):
-                            to = (self.cyclic_switches if sw.group(3) == "cyclictest"
-                                  else self.switches_in)
-                            to.append((t, cpu, sw.group(1), sw.group(2)))
+                ev = read_events(f, pids, raw)
             if raw:
                 raw.close()
+            ticks, wakes, comms = ev["ticks"], ev["wakes"], ev["comms"]
+            self.cyclic_wakes = ev["cyclic_wakes"]
+            self.switches_in = ev["switches_in"]
+            self.cyclic_switches = ev["cyclic_switches"]
             lost = 0
             for cpu in ticks:
                 try:
@@ -196,6 +175,41 @@ class TimerTrace:
                 self._w(name, value)
             except OSError:
                 pass
+
+
+def read_events(lines, pids=None, raw=None):
+    """The events of a trace (tracefs `trace`, or a copy saved by
+    `TimerTrace.stop`): per-CPU expiry times and the tasks they
+    interrupted, the player's wake-ups as (t_ns, cpu), cyclictest's timed
+    thread's wake-up times, and the switches into each. `pids` as in
+    `TimerTrace.stop`; `raw`: a file each line is copied to."""
+    ev = {"ticks": {}, "comms": {}, "wakes": [], "cyclic_wakes": [], "switches_in": [],
+          "cyclic_switches": []}
+    for line in lines:
+        if raw:
+            raw.write(line)
+        m = EVENT.match(line)
+        if not m:
+            continue
+        cpu = int(m.group(3))
+        t = int(m.group(4)) * 1_000_000_000 + int(m.group(5).ljust(9, "0")[:9])
+        if m.group(6) == "hrtimer_expire_entry":
+            ev["ticks"].setdefault(cpu, []).append(t)
+            ev["comms"].setdefault(cpu, []).append(m.group(1).strip())
+        elif m.group(6) == "sched_waking":
+            pid = PID.search(m.group(7))
+            if pids is not None and (not pid or int(pid.group(1)) not in pids):
+                continue
+            if m.group(7).startswith("comm=cyclictest "):
+                ev["cyclic_wakes"].append(t)
+            else:
+                ev["wakes"].append((t, cpu))
+        elif m.group(6) == "sched_switch":
+            sw = SWITCH.match(m.group(7))
+            if sw and (pids is None or int(sw.group(4)) in pids):
+                to = "cyclic_switches" if sw.group(3) == "cyclictest" else "switches_in"
+                ev[to].append((t, cpu, sw.group(1), sw.group(2)))
+    return ev
 
 
 def _silent(times, lo, hi):

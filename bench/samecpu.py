@@ -13,6 +13,7 @@ be set beside what cyclictest saw in its nearest period on the same clock.
 import bisect
 import math
 import os
+import sys
 
 CPU = 1
 PRIORITY = 50
@@ -87,26 +88,33 @@ def place_cyclictest(lat, wakes, lost, period=PERIOD_NS):
     """Deadline (CLOCK_MONOTONIC ns) of each cyclictest sample, from the
     traced wake-ups of its timed thread, or None when they cannot be placed.
 
-    cyclictest's deadlines are a grid: sample k is due at t0 + k periods. A
-    wake-up a whole period late leaves the next sample without a timer
-    wake-up of its own (its deadline has passed when it goes to sleep), so
-    wake-ups and samples are not matched one to one. Instead t0 is the
-    first sample's deadline, the timer wake-up of sample 0 less its latency
-    (the trace starts before cyclictest; one of the first three traced
-    wake-ups, whichever puts most wake-ups on the grid), and it is accepted
-    when 90 % of all traced wake-ups come less than 2 ms after a grid
-    point. A trace that lost its oldest events cannot be placed."""
-    if not lat or not wakes or lost:
+    cyclictest's deadlines are a grid from its first one, t0, and after each
+    sample it moves to the next grid point that is still ahead of it (a
+    wake-up more than a period late skips the points it passed). So the
+    deadlines follow from t0 and the latencies, as cyclictest computes them.
+    t0 is the timer wake-up of sample 0 less its latency (the trace starts
+    before cyclictest; of the first three traced wake-ups, the one that puts
+    most wake-ups on the grid). Accepted when 90 % of all traced wake-ups
+    come less than 2 ms after a grid point and there is one per sample (up
+    to three more). A trace that lost its oldest events cannot be placed."""
+    if not lat or not wakes or lost or not len(lat) <= len(wakes) <= len(lat) + 3:
         return None
     wakes = sorted(wakes)
 
     def on_grid(t0):
         return sum(1 for w in wakes if (w - t0) % period < 2_000_000)
 
-    best = max((wakes[j] - lat[0] for j in range(min(3, len(wakes)))), key=on_grid)
-    if on_grid(best) < 0.9 * len(wakes):
+    t = max((wakes[j] - lat[0] for j in range(min(3, len(wakes)))), key=on_grid)
+    if on_grid(t) < 0.9 * len(wakes):
         return None
-    return [best + k * period for k in range(len(lat))]
+    out = []
+    for x in lat:
+        out.append(t)
+        now = t + x
+        t += period
+        while now > t:
+            t += period
+    return out
 
 
 def poisson_bound(c):
@@ -260,3 +268,55 @@ def report(res, seconds, title):
                      f"{m.get('cyclictest_max_within_period_ms', '-')} |")
         L.append("")
     return L
+
+
+def analyse(wake_log, trace_file, cyc_text, deadline_misses, pids, lost):
+    """The comparison from the files a run leaves: the player's wake log,
+    the raw kernel trace saved by ktrace (None without one) and
+    cyclictest's output. `pids`: thread ids of the player and cyclictest
+    (None: every thread of those names). Returns (comparison, attribution)."""
+    import ktrace
+    ticks = read_wake_log(wake_log)
+    cyc = cyclictest_ns(cyc_text)
+    ev = None
+    if trace_file and os.path.exists(trace_file):
+        with open(trace_file) as f:
+            ev = ktrace.read_events(f, pids)
+    misses = [{"deadline_ns": d, "woke_ns": w, "sent_ns": x} for d, w, x in ticks
+              if x - d > PERIOD_NS // 4]
+    tr = (ev["ticks"], ev["wakes"], lost, ev["comms"]) if ev else None
+    att = ktrace.attribute(tr, misses, PERIOD_NS)  # every miss, not the last 64
+    placed = place_cyclictest(cyc, ev["cyclic_wakes"], lost) if ev else None
+    info = (ev["ticks"], ev["comms"], ev["switches_in"]) if ev else None
+    res = compare(ticks, deadline_misses, cyc, placed, att, info,
+                  player_wakes=[w for w, _ in ev["wakes"]] if ev else (),
+                  cyc_wakes=ev["cyclic_wakes"] if ev else (),
+                  cyc_switches=ev["cyclic_switches"] if ev else ())
+    return res, att
+
+
+def main():
+    """Analyse a finished run again from its files in bench/out:
+    `python3 bench/samecpu.py realtime` (after `bench/run --same-cpu`) or
+    `python3 bench/samecpu.py soak` (after `bench/run soak --same-cpu`)."""
+    import json
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+    kind = sys.argv[1] if len(sys.argv) > 1 else "realtime"
+    if kind == "soak":
+        js = json.load(open(os.path.join(out, "soak.json")))
+        files = ("soak.wakes.csv", "soak.ktrace.txt", "soak.cyclictest.out")
+        misses, seconds = js["deadline_misses"], js["seconds"]
+    else:
+        js = json.load(open(os.path.join(out, "samecpu.json")))
+        files = ("realtime-samecpu.wakes.csv", "logs/ktrace-samecpu.txt",
+                 "logs/cyclictest-samecpu.out")
+        misses, seconds = js["player"]["stats"]["deadline_misses"], js["seconds"]
+    pids = set(js.get("pids") or []) or None
+    lost = (js.get("miss_attribution") or {}).get("events_lost", 0)
+    w, t, c = (os.path.join(out, f) for f in files)
+    res, _ = analyse(w, t, open(c).read(), misses, pids, lost)
+    print("\n".join(report(res, seconds, f"Same CPU ({kind}, analysed again)")))
+
+
+if __name__ == "__main__":
+    main()

@@ -158,16 +158,13 @@ def main():
         "samples": samples, "load_before": load0, "load_after": load1,
     }
     if a.same_cpu:
-        ticks = samecpu.read_wake_log(wake_path)
-        misses = [{"deadline_ns": d, "woke_ns": w, "sent_ns": x} for d, w, x in ticks
-                  if x - d > h.PERIOD_NS // 4]
-        att = ktrace.attribute(tr, misses, h.PERIOD_NS)  # every miss, not the last 64
-        placed = samecpu.place_cyclictest(cyc_lat, trace.cyclic_wakes, tr[2] if tr else 1)
-        info = (tr[0], tr[3], trace.switches_in) if tr else None
-        res["same_cpu"] = samecpu.compare(ticks, stats["deadline_misses"], cyc_lat, placed,
-                                          att, info,
-        player_wakes=[w for w, _ in tr[1]] if tr else (), cyc_wakes=trace.cyclic_wakes,
-        cyc_switches=trace.cyclic_switches)
+        with open(os.path.join(h.OUT, "soak.cyclictest.out"), "w") as f:
+            f.write(cyc_out)
+        pids = cyc_tids | player_tids
+        res["pids"] = sorted(pids)
+        res["same_cpu"], att = samecpu.analyse(
+            wake_path, os.path.join(h.OUT, "soak.ktrace.txt") if tr else None, cyc_out,
+            stats["deadline_misses"], pids or None, tr[2] if tr else 1)
         res["miss_attribution"] = att
         res["miss_attribution_text"] = why = ktrace.summary(att, trace.steal_ms) or trace.why
     mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731

@@ -40,11 +40,12 @@ class Parse(unittest.TestCase):
 class Place(unittest.TestCase):
     def test_a_sample_a_period_late_has_no_wake_up_and_the_grid_still_holds(self):
         lat = [20_000] * 30
-        lat[4] = 22 * MS  # sample 4 ran 22 ms late: sample 5 never slept
-        wakes = [T0 + k * P + 15_000 for k in range(30) if k not in (4, 5)]
-        wakes.append(T0 + 4 * P + 22 * MS - 5_000)
-        d = samecpu.place_cyclictest(lat, wakes, lost=0)
-        self.assertEqual(d, [T0 + k * P - 5_000 for k in range(30)])
+        lat[4] = 22 * MS  # sample 4 ran 22 ms late: cyclictest skips grid point 5
+        grid = [k for k in range(31) if k != 5]
+        wakes = [T0 + k * P + 15_000 for k in grid]
+        wakes[4] = T0 + 4 * P + 22 * MS - 5_000
+        d = samecpu.place_cyclictest(lat, wakes[:30], lost=0)
+        self.assertEqual(d, [T0 - 5_000 + k * P for k in grid[:30]])
 
     def test_an_early_extra_wake_up_is_passed_over(self):
         lat = [10_000] * 30
@@ -57,6 +58,7 @@ class Place(unittest.TestCase):
         self.assertIsNone(samecpu.place_cyclictest(lat, wakes, lost=3))
         self.assertIsNone(samecpu.place_cyclictest(lat, [T0 + k * 7 * MS for k in range(8)], 0))
         self.assertIsNone(samecpu.place_cyclictest([], wakes, 0))
+        self.assertIsNone(samecpu.place_cyclictest(lat, wakes[:5], 0))
 
 
 class Compare(unittest.TestCase):
