@@ -394,11 +394,13 @@ def check_jumps(recs, jumps, index_of, npy_dir, t_stop):
 
 
 def play_with_jumps(rowplay, pack, npy_dir, names, index_of, *, name, jumps, interval,
-                    limits=None, seconds_after=0.3, seed=None, prefix=(), extra=()):
+                    limits=None, seconds_after=0.3, seed=None, prefix=(), extra=(),
+                    on_ready=None):
     """`rowplay play` with random jumps over the socket, checked on the capture.
 
     interval: (lo, hi) seconds between jumps, drawn uniformly. prefix: put
-    before the command (`taskset -c 1`); extra: more options for play."""
+    before the command (`taskset -c 1`); extra: more options for play;
+    on_ready: called with the player's {tid: thread name} once it serves."""
     sock = os.path.join(OUT, f"{name}.sock")
     cap = os.path.join(OUT, f"{name}.capture")
     stats = os.path.join(OUT, f"{name}.stats.json")
@@ -420,6 +422,8 @@ def play_with_jumps(rowplay, pack, npy_dir, names, index_of, *, name, jumps, int
         ctl.cmd("status")
         ready_ns = time.monotonic_ns() - t0
         threads = samecpu.thread_ids(child.p.pid)
+        if on_ready:
+            on_ready(threads)
         time.sleep(0.1)
         for n in targets:
             t_send = time.monotonic_ns()
@@ -530,16 +534,20 @@ def realtime_same_cpu(rowplay, pack, npy_dir, names, index_of, *, seconds, limit
         os.remove(wake_log)
     st = Child(samecpu.stress_cmd(seconds + 1), "stress-ng-samecpu")
     time.sleep(1.0)  # let the load build up
-    trace = ktrace.TimerTrace(seconds)
+    trace = ktrace.TimerTrace(seconds, kb_per_s=samecpu.TRACE_KB_PER_S)
     trace.start()  # before cyclictest: its first wake-up is its first sample
     ct = Child(samecpu.cyclictest_cmd(seconds), "cyclictest-samecpu")
     time.sleep(0.2)
     ct_tids = set(samecpu.thread_ids(ct.p.pid))
+
+    def focus(threads):
+        trace.focus({t for t, n in threads.items() if n == ktrace.PLAYER}, ct_tids)
     jumps = max(1, int(seconds / interval) - 1)
     pl = play_with_jumps(rowplay, pack, npy_dir, names, index_of, name="realtime-samecpu",
                          jumps=jumps, interval=(interval, interval), limits=limits,
                          seconds_after=max(0.3, seconds - jumps * interval), seed=seed,
-                         prefix=samecpu.pinned([]), extra=["--wake-log", wake_log])
+                         prefix=samecpu.pinned([]), extra=["--wake-log", wake_log],
+                         on_ready=focus)
     c = ct.wait(seconds + 60)  # done before the trace stops: all its wake-ups kept
     pids = ct_tids | {t for t, n in pl.get("threads", {}).items() if n == ktrace.PLAYER}
     tr = trace.stop(save_to=os.path.join(logs, "ktrace-samecpu.txt"), pids=pids or None)

@@ -43,6 +43,7 @@ MISS_LOG_LEN = 64  # misses the player keeps in `recent_misses` (src/stats.rs)
 SWITCH = re.compile(r"prev_comm=(.*?) prev_pid=\d+ prev_prio=\d+ prev_state=(\S+) ==> "
                     r"next_comm=(.*?) next_pid=(\d+)")
 PID = re.compile(r"\bpid=(\d+)")
+PRIO = re.compile(r"\bprio=(\d+)")
 EVENT = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d+): (\w+): (.*)$")
 
 
@@ -71,7 +72,7 @@ def steal_ticks():
 
 
 class TimerTrace:
-    def __init__(self, seconds):
+    def __init__(self, seconds, kb_per_s=30):
         self.dir = _tracefs() if os.geteuid() == 0 else None
         self.why = None if self.dir else "no tracefs or not root: misses not attributed"
         # Measured: ~400 events per second per CPU under the stress load,
@@ -81,7 +82,7 @@ class TimerTrace:
         # what it kept are reported as `no-trace` rather than guessed at.
         ram_kb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
         cap = max(1024, min(262144, ram_kb // 8 // (os.cpu_count() or 1)))
-        self.kb = int(min(cap, max(4096, seconds * 30)))
+        self.kb = int(min(cap, max(4096, seconds * kb_per_s)))
         self.saved = {}
         self.steal0 = None
         self.cyclic_wakes = []  # t_ns of each wake-up of cyclictest's timed thread
@@ -122,6 +123,26 @@ class TimerTrace:
         except OSError as e:
             self.why = f"tracefs not usable ({e}): misses not attributed"
             self.dir = None
+
+    def focus(self, player, cyclictest=()):
+        """From now on record wake-ups and switches of these thread ids only
+        (the player's and cyclictest's, once they exist; cyclictest's timed
+        thread still told by its realtime priority): other threads of the
+        same names on a shared machine would fill the ring."""
+        if not self.dir or not (player or cyclictest):
+            return
+        wake = [f"pid == {t}" for t in sorted(player)]
+        switch = [f"next_pid == {t}" for t in sorted(player)]
+        if cyclictest:
+            wake.append("((" + " || ".join(f"pid == {t}" for t in sorted(cyclictest))
+                        + ") && prio < 100)")
+            switch.append("((" + " || ".join(f"next_pid == {t}" for t in sorted(cyclictest))
+                          + ") && next_prio < 100)")
+        try:
+            self._w("events/sched/sched_waking/filter", " || ".join(wake))
+            self._w("events/sched/sched_switch/filter", " || ".join(switch))
+        except OSError as e:
+            self.why = f"trace filter not set ({e})"
 
     def stop(self, save_to=None, pids=None):
         """Stop tracing and read the trace: (per-CPU sorted expiry times,
@@ -201,7 +222,9 @@ def read_events(lines, pids=None, raw=None):
             if pids is not None and (not pid or int(pid.group(1)) not in pids):
                 continue
             if m.group(7).startswith("comm=cyclictest "):
-                ev["cyclic_wakes"].append(t)
+                prio = PRIO.search(m.group(7))
+                if prio and int(prio.group(1)) < 100:  # the timed thread
+                    ev["cyclic_wakes"].append(t)
             else:
                 ev["wakes"].append((t, cpu))
         elif m.group(6) == "sched_switch":

@@ -80,7 +80,7 @@ def main():
     # cyclictest at the same priority and period, for the machine's own
     # floor: a wake-up it sees more than 5 ms late would be a miss for the
     # player too.
-    trace = ktrace.TimerTrace(seconds)
+    trace = ktrace.TimerTrace(seconds, kb_per_s=samecpu.TRACE_KB_PER_S if a.same_cpu else 30)
     trace.start()  # before cyclictest: its first wake-up is its first sample
     cyc = subprocess.Popen(samecpu.cyclictest_cmd(seconds) if a.same_cpu
                            else h.cyclictest_cmd(seconds), stdout=subprocess.PIPE,
@@ -100,7 +100,9 @@ def main():
         cmd = samecpu.pinned(cmd) + ["--wake-log", wake_path]
     player = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctl = h.Ctl(sock, timeout=30)
+    ctl.cmd("status")  # the socket is bound before the player thread starts; served after
     player_tids = {t for t, n in samecpu.thread_ids(player.pid).items() if n == ktrace.PLAYER}
+    trace.focus(player_tids, cyc_tids)
     rng = random.Random(a.seed)
     samples = []
     jumps = errors = 0

@@ -52,13 +52,23 @@ class Place(unittest.TestCase):
         wakes = [T0 - 7 * MS] + [T0 + k * P + 10_000 for k in range(30)]
         self.assertEqual(samecpu.place_cyclictest(lat, wakes, lost=0)[0], T0)
 
-    def test_a_trace_that_lost_events_or_does_not_fit_is_not_placed(self):
+    def test_a_trace_that_lost_its_start_places_the_last_samples(self):
+        lat = [10_000] * 40
+        lat[30] = 81 * MS  # a long stall: grid points skipped
+        grid = list(range(30)) + [30] + [k + 4 for k in range(31, 40)]
+        wakes = [T0 + g * P + 12_000 for g in grid]
+        wakes[30] = T0 + 30 * P + 81 * MS - 3_000
+        d = samecpu.place_cyclictest(lat, wakes[15:], lost=3)
+        self.assertEqual(d[:15], [None] * 15)
+        want = [T0 + g * P for g in grid[15:]]
+        self.assertTrue(all(abs(a - b) <= 10_000 for a, b in zip(d[15:], want)), d[15:])
+
+    def test_wake_ups_that_do_not_fit_are_not_placed(self):
         lat = [10_000] * 8
         wakes = [T0 + k * P for k in range(8)]
-        self.assertIsNone(samecpu.place_cyclictest(lat, wakes, lost=3))
         self.assertIsNone(samecpu.place_cyclictest(lat, [T0 + k * 7 * MS for k in range(8)], 0))
         self.assertIsNone(samecpu.place_cyclictest([], wakes, 0))
-        self.assertIsNone(samecpu.place_cyclictest(lat, wakes[:5], 0))
+        self.assertIsNone(samecpu.place_cyclictest(lat, wakes + wakes, 0))
 
 
 class Compare(unittest.TestCase):
