@@ -298,6 +298,30 @@ pub struct PlayArgs {
     /// CSV at exit (tests and benchmarks).
     #[arg(long, hide = true, value_name = "PATH")]
     pub wake_log: Option<PathBuf>,
+    /// Keep several Pis in step over FPP MultiSync (UDP 32320): follow a
+    /// master (FPP, xSchedule, another rowplay) or lead followers.
+    #[arg(long, value_name = "follow|lead")]
+    pub multisync: Option<String>,
+    /// Follower, on the master's STOP: go dark, or resume the local
+    /// playlist (default dark).
+    #[arg(long, value_name = "dark|resume")]
+    pub after_sync: Option<String>,
+    /// Follower: show each frame this many ms later (negative: earlier),
+    /// for a node whose strip is further away or slower.
+    #[arg(long, value_name = "MS", allow_hyphen_values = true)]
+    pub multisync_offset: Option<i64>,
+    /// Leader: send to these addresses (unicast: best over WiFi) instead of
+    /// the multicast group 239.70.80.80.
+    #[arg(long, value_name = "ADDR[,ADDR...]")]
+    pub multisync_to: Option<String>,
+    /// Follower: listen here (default 0.0.0.0:32320, with the multicast
+    /// group joined); leader: send from this address.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub multisync_listen: Option<String>,
+    /// Let the frame loop's clock run this many ppm fast (tests of sync
+    /// against a drifting crystal; records stay on CLOCK_MONOTONIC).
+    #[arg(long, hide = true, value_name = "PPM", allow_hyphen_values = true)]
+    pub clock_drift_ppm: Option<i64>,
     /// Clock for the frame loop (`step` is for tests).
     #[arg(long, value_enum, default_value = "monotonic", hide = true)]
     pub clock: ClockArg,

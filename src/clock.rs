@@ -16,6 +16,12 @@ pub trait Clock: Send {
     fn now_ns(&self) -> u64;
     /// Sleep until `deadline_ns` (returns at once if it has passed).
     fn sleep_until(&mut self, deadline_ns: u64);
+    /// The time capture records are stamped with: the clock's own, except
+    /// for a clock that only pretends to drift (records stay on
+    /// CLOCK_MONOTONIC, or comparing nodes would measure nothing).
+    fn record_ns(&self) -> u64 {
+        self.now_ns()
+    }
     /// Sleep until `deadline_ns` or until `w` is woken (a live frame is
     /// complete); true when woken. A wake that came before the call is not
     /// lost. Test clocks take a pending wake at once, else sleep to the
@@ -39,6 +45,9 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
     fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
         (**self).wait_until(deadline_ns, w)
+    }
+    fn record_ns(&self) -> u64 {
+        (**self).record_ns()
     }
 }
 
@@ -93,6 +102,52 @@ impl Clock for Monotonic {
     }
 }
 
+/// CLOCK_MONOTONIC running `ppm` parts per million fast (negative: slow)
+/// from the moment it is made: a test-only stand-in for a Pi whose crystal
+/// drifts (`--clock-drift-ppm`), since the machine's clock cannot be slewed
+/// for one process. Records keep the real CLOCK_MONOTONIC.
+#[derive(Clone, Copy, Debug)]
+pub struct DriftClock {
+    base: u64,
+    ppm: i64,
+}
+
+impl DriftClock {
+    /// A clock equal to CLOCK_MONOTONIC now, drifting by `ppm` from here.
+    pub fn new(ppm: i64) -> DriftClock {
+        DriftClock {
+            base: monotonic_ns(),
+            ppm,
+        }
+    }
+    /// Drifted time of real time `real`.
+    pub fn from_real(&self, real: u64) -> u64 {
+        let d = real as i64 - self.base as i64;
+        (self.base as i64 + d + d / 1_000_000 * self.ppm) as u64
+    }
+    /// Real time of drifted time `t`.
+    pub fn to_real(&self, t: u64) -> u64 {
+        let d = t as i64 - self.base as i64;
+        let real = d as i128 * 1_000_000 / (1_000_000 + self.ppm) as i128;
+        (self.base as i64 + real as i64) as u64
+    }
+}
+
+impl Clock for DriftClock {
+    fn now_ns(&self) -> u64 {
+        self.from_real(monotonic_ns())
+    }
+    fn sleep_until(&mut self, deadline_ns: u64) {
+        Monotonic.sleep_until(self.to_real(deadline_ns))
+    }
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut WakeWaiter) -> bool {
+        w.wait_until(self.to_real(deadline_ns))
+    }
+    fn record_ns(&self) -> u64 {
+        monotonic_ns()
+    }
+}
+
 /// Deadline arithmetic for a fixed period, anchored to the first deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticker {
@@ -115,6 +170,11 @@ impl Ticker {
     /// The period.
     pub fn period(&self) -> u64 {
         self.period
+    }
+    /// Move the upcoming deadline to `deadline_ns` (a sync follower's
+    /// steered deadline); the grid continues from there.
+    pub fn set_next(&mut self, deadline_ns: u64) {
+        self.next = deadline_ns;
     }
     /// Use `period_ns` from the next [`Ticker::advance`] on; the upcoming
     /// deadline stays where it is.
@@ -277,6 +337,20 @@ mod tests {
         assert_eq!(c.now_ns(), 2_007);
         c.sleep_until(3_000);
         assert_eq!(c.now_ns(), 3_000, "lateness applies once");
+    }
+
+    #[test]
+    fn a_drifting_clock_runs_fast_by_its_ppm_and_converts_back() {
+        let c = DriftClock::new(200);
+        let real = c.base + 10_000_000_000;
+        assert_eq!(c.from_real(real), c.base + 10_002_000_000);
+        let t = c.from_real(real);
+        assert!(c.to_real(t).abs_diff(real) <= 1, "{} {real}", c.to_real(t));
+        let slow = DriftClock::new(-200);
+        assert_eq!(
+            slow.from_real(slow.base + 1_000_000_000),
+            slow.base + 999_800_000
+        );
     }
 
     #[test]

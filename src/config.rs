@@ -52,6 +52,28 @@ pub struct Config {
     /// Live network input.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// FPP MultiSync.
+    #[serde(default)]
+    pub multisync: MultisyncConfig,
+}
+
+/// `[multisync]`: follow or lead FPP MultiSync (off unless `mode` is set).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MultisyncConfig {
+    /// `follow` or `lead`.
+    pub mode: Option<String>,
+    /// `dark` or `resume`.
+    pub after_sync: Option<String>,
+    /// ms, positive: this node shows each frame later.
+    pub offset: Option<i64>,
+    /// Leader: unicast destinations.
+    pub to: Option<Vec<String>>,
+    /// Follower: listen address; leader: source address.
+    pub listen: Option<String>,
+    /// Master file name -> array name, for names the rules do not map.
+    #[serde(default)]
+    pub names: std::collections::BTreeMap<String, String>,
 }
 
 /// `[network]`: live input over DDP, E1.31 and Art-Net (off unless

@@ -116,6 +116,10 @@ pub struct Links {
     pub stats: Arc<Stats>,
     /// Set to stop (signals; the player sets it when it ends by itself).
     pub stop: Arc<AtomicBool>,
+    /// Wakes the player when a command is queued, when it waits on a futex
+    /// (live input or MultiSync), so a switch is taken at once and shown at
+    /// the next deadline; unset: commands wait for the next deadline.
+    pub wake: Arc<std::sync::OnceLock<crate::handoff::Waker>>,
 }
 
 impl Links {
@@ -132,6 +136,7 @@ impl Links {
             retired: Arc::new(retired),
             stats: Arc::new(Stats::default()),
             stop: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(std::sync::OnceLock::new()),
         }
     }
 }
@@ -280,6 +285,39 @@ pub struct LiveInput {
     pub channels: usize,
 }
 
+/// Sync events from the MultiSync listener to the frame loop: lock-free,
+/// bounded (a full queue drops the event; the next SYNC repairs it).
+pub type SyncEvents = heapless::mpmc::Queue<crate::sync::SyncEvent, 16>;
+
+/// A MultiSync follower as the frame loop takes it.
+pub struct FollowInput {
+    /// Observations (SYNC packets) from the listener.
+    pub ring: Arc<crate::sync::ObsRing>,
+    /// Events (OPEN, START, SYNC for another file, STOP, BLANK).
+    pub events: Arc<SyncEvents>,
+    /// Where the clock's counters go.
+    pub stats: Arc<crate::sync::SyncStats>,
+    /// `--multisync-offset`, ns (positive: show each frame later).
+    pub offset_ns: i64,
+}
+
+/// The follower's state in the loop.
+struct Follow {
+    input: FollowInput,
+    pll: crate::sync::pll::Pll,
+    /// Playback follows the master's timeline now.
+    on: bool,
+    /// Master row of the upcoming frame.
+    row: u64,
+    /// A SYNC for a file not followed yet: join after this tick's hand-out.
+    join: Option<u32>,
+    /// START without a timeline: row 0 was due at this time; the next row
+    /// goes one period after it.
+    anchor: Option<u64>,
+    /// A START that came after this tick's deadline, for the next tick.
+    start: Option<crate::sync::SyncEvent>,
+}
+
 /// The player's live state: the input and its preallocated frame.
 struct Live {
     input: LiveInput,
@@ -341,6 +379,17 @@ pub struct Player<C: Clock> {
     played_ns: u64,
     /// Live input, when attached.
     live: Option<Live>,
+    /// MultiSync follower, when attached.
+    follow: Option<Follow>,
+    /// MultiSync leader, when attached.
+    lead: Option<crate::sync::lead::LeadPublisher>,
+    /// The leader's START for this array waits for its row 0 hand-out.
+    lead_start: Option<u32>,
+    /// The futex commands wake (MultiSync without live input).
+    waiter: Option<crate::handoff::WakeWaiter>,
+    /// Set while moving past a shown frame (a new pass's row 0 is then
+    /// due at the next deadline, not this one).
+    advancing: bool,
     /// The outputs hold a live frame, not the upcoming playback frame.
     outputs_hold_live: bool,
     /// Every playback tick's times (`--wake-log`), when asked for.
@@ -387,6 +436,7 @@ impl<C: Clock> Player<C> {
             retired,
             stats,
             stop,
+            wake: _,
         } = links.clone();
         let period = 1_000_000_000 / cfg.fps.max(1) as u64;
         let mut bundle = bundle;
@@ -430,6 +480,43 @@ impl<C: Clock> Player<C> {
             live: None,
             outputs_hold_live: false,
             wake_log: None,
+            follow: None,
+            lead: None,
+            lead_start: None,
+            waiter: None,
+            advancing: false,
+        }
+    }
+
+    /// Follow a MultiSync master: its timeline steers the deadlines.
+    pub fn attach_follow(&mut self, input: FollowInput) {
+        let pll = crate::sync::pll::Pll::new(input.offset_ns);
+        self.follow = Some(Follow {
+            input,
+            pll,
+            on: false,
+            row: 0,
+            join: None,
+            anchor: None,
+            start: None,
+        });
+    }
+
+    /// Lead MultiSync followers: what the player shows is published.
+    pub fn attach_lead(&mut self, publisher: crate::sync::lead::LeadPublisher) {
+        self.lead = Some(publisher);
+    }
+
+    /// Wait on a futex that `links.wake` (commands) wakes, so commands are
+    /// taken as soon as they come (a leader's START goes out before the
+    /// deadline its row 0 is shown at). Live input brings its own futex.
+    pub fn wake_on_commands(&mut self, links: &Links) {
+        if let Some(l) = &self.live {
+            let _ = links.wake.set(l.input.view.waker());
+        } else {
+            let (waker, waiter) = crate::handoff::wake_pair();
+            let _ = links.wake.set(waker);
+            self.waiter = Some(waiter);
         }
     }
 
@@ -458,10 +545,11 @@ impl<C: Clock> Player<C> {
     /// The first deadline is one period from now.
     pub fn start(&mut self) {
         let t = self.send_all_off();
+        // The first deadline first: a leader's START names it.
+        self.ticker = Ticker::new(t + self.ticker.period(), self.ticker.period());
         let start = self.cfg.start.map(|i| self.clamp(i));
         let go = self.b.cursor.start(start);
         self.go(go);
-        self.ticker = Ticker::new(t + self.ticker.period(), self.ticker.period());
     }
 
     /// Run until stopped by signal, or `max_frames` frames were sent, or
@@ -549,15 +637,8 @@ impl<C: Clock> Player<C> {
             .wake_latency
             .record(woke.saturating_sub(deadline));
 
-        for _ in 0..COMMAND_BUDGET {
-            match self.cmds.dequeue() {
-                Some(c) => {
-                    Stats::bump(&self.stats.commands);
-                    self.apply(c);
-                }
-                None => break,
-            }
-        }
+        self.take_commands();
+        self.take_sync(deadline);
         if self.live_tick() {
             // Live is shown: playback holds where it is; the cadence runs on.
             self.frames += 1;
@@ -609,9 +690,209 @@ impl<C: Clock> Player<C> {
                     .store(self.stats.switches.load(Relaxed), Relaxed);
             }
             std::mem::swap(&mut self.b.src_next, &mut self.b.src_sent);
+            if let Some(l) = &mut self.lead {
+                match self.lead_start.take() {
+                    Some(i) if i == meta.array && meta.row == 0 => l.start(i, t),
+                    _ => l.frame(meta.row),
+                }
+            }
+            self.advancing = true;
+            self.advance(period);
+            self.advancing = false;
+        } else if self.upcoming == Upcoming::NotReady && self.following() {
+            // The master's timeline goes on: skip the row that was late.
             self.advance(period);
         }
+        if self.follow.as_ref().is_some_and(|f| f.join.is_some()) {
+            self.join();
+        }
+        if self.following() {
+            self.steer(period);
+            return;
+        }
         self.end_tick();
+    }
+
+    /// A local switch leaves the master's timeline until its next START.
+    fn leave_master(&mut self) {
+        if let Some(f) = &mut self.follow {
+            f.on = false;
+            f.join = None;
+            f.anchor = None;
+        }
+    }
+
+    /// Whether playback follows a MultiSync master now.
+    fn following(&self) -> bool {
+        self.follow.as_ref().is_some_and(|f| f.on)
+    }
+
+    /// Take the follower's observations and events (before the hand-out:
+    /// a START that came before this deadline shows row 0 now).
+    fn take_sync(&mut self, deadline: u64) {
+        let period = match self.following() {
+            true => self.period_of(self.array),
+            false => self.default_period,
+        };
+        let Some(f) = &mut self.follow else {
+            return;
+        };
+        let pll = &mut f.pll;
+        f.input.ring.drain(|o| pll.observe(o, period));
+        if let Some(ev) = f.start.take() {
+            self.sync_event(ev, deadline);
+        }
+        for _ in 0..COMMAND_BUDGET {
+            let Some(f) = &mut self.follow else {
+                return;
+            };
+            let Some(ev) = f.input.events.dequeue() else {
+                break;
+            };
+            self.sync_event(ev, deadline);
+        }
+    }
+
+    fn sync_event(&mut self, ev: crate::sync::SyncEvent, deadline: u64) {
+        use crate::sync::{AfterSync, SyncEvent};
+        let Some(f) = &mut self.follow else {
+            return;
+        };
+        match ev {
+            SyncEvent::Open { array } => {
+                if array != self.array {
+                    let next = Want {
+                        array: self.clamp(array),
+                        gen: self.new_gen(),
+                    };
+                    let current = Want {
+                        array: self.array,
+                        gen: self.gen,
+                    };
+                    self.predicted = Some(next);
+                    self.b.side.want(Some(current), Some(next));
+                }
+            }
+            SyncEvent::Start {
+                array,
+                epoch,
+                recv_ns,
+            } => {
+                if f.on && f.pll.has_timeline() && recv_ns > deadline {
+                    // It came after this tick's deadline: row 0 is due at
+                    // the next one (the leader sent it before that).
+                    f.start = Some(ev);
+                    return;
+                }
+                let next = (f.on && f.pll.has_timeline()).then_some(deadline);
+                let row0 = f.pll.start(epoch, recv_ns, next);
+                f.on = true;
+                f.row = 0;
+                f.join = None;
+                f.anchor = next.is_none().then_some(row0);
+                self.follow_switch(array);
+            }
+            SyncEvent::Join { array, .. } => f.join = Some(array),
+            SyncEvent::Stop { after } => {
+                f.on = false;
+                f.join = None;
+                f.pll.clear();
+                match after {
+                    AfterSync::Dark => self.apply(Command::Stop),
+                    AfterSync::Resume => {
+                        self.stopped = false;
+                        self.paused = false;
+                        let go = self.b.cursor.start(None);
+                        self.go(go);
+                        self.publish_state();
+                    }
+                }
+            }
+            SyncEvent::Blank | SyncEvent::Unknown => {
+                f.on = false;
+                f.join = None;
+                self.apply(Command::Stop);
+            }
+        }
+    }
+
+    /// Show row 0 of `array` at this tick (a START).
+    fn follow_switch(&mut self, array: u32) {
+        self.switch_applied();
+        let go = self.b.cursor.jump(self.clamp(array));
+        self.go(go);
+        self.publish_state();
+    }
+
+    /// Join the master's timeline late: the first master row due after a
+    /// short margin, at its deadline.
+    fn join(&mut self) {
+        let now = self.clock.now_ns();
+        let Some(array) = self.follow.as_mut().and_then(|f| f.join.take()) else {
+            return;
+        };
+        let array = self.clamp(array);
+        let period = self.period_of(array);
+        let Some(f) = &mut self.follow else {
+            return;
+        };
+        let margin = period / 4;
+        let Some((row, deadline)) = f.pll.join(now + margin, period) else {
+            return;
+        };
+        f.on = true;
+        f.row = row;
+        // The steer at the end of this tick puts `row` at `deadline`.
+        f.anchor = Some(deadline.saturating_sub(row * period));
+        self.follow_switch(array);
+        self.follow_row(row);
+    }
+
+    /// Make master row `row` the upcoming frame (its array row, looping).
+    fn follow_row(&mut self, row: u64) {
+        let rows = self.b.lib.entry(self.array).rows.max(1) as u64;
+        self.row = (row % rows) as u32;
+        if let Some(f) = &mut self.follow {
+            f.row = row;
+        }
+        self.fetch();
+    }
+
+    /// The follower's end of a tick: the next deadline comes from the
+    /// master's timeline, slewed by at most 1 % of the period.
+    fn steer(&mut self, period: u64) {
+        Stats::bump(&self.stats.ticks);
+        let now = self.clock.now_ns();
+        let Some(f) = &mut self.follow else {
+            return;
+        };
+        let nominal = self.ticker.deadline() + period;
+        if let Some(row0) = f.anchor.take() {
+            // The first START: row 1 one period after row 0 was due.
+            self.ticker.set_next((row0 + f.row * period).max(now));
+            f.pll.publish(&f.input.stats);
+            return;
+        }
+        let step = f.pll.steer(f.row, nominal, period);
+        f.pll.publish(&f.input.stats);
+        let (row, mut deadline) = match step {
+            crate::sync::pll::Step::Jump { row, deadline } => (row, deadline),
+            s => (f.row, s.deadline()),
+        };
+        let mut row = row;
+        if deadline + period / 2 < now {
+            // This node stalled (a miss): rejoin the master's timeline by
+            // skipping the rows it missed rather than showing them in a
+            // burst.
+            let k = (now - deadline) / period.max(1) + 1;
+            self.stats.skipped_ticks.fetch_add(k, Relaxed);
+            row += k;
+            deadline += k * period;
+        }
+        if row != f.row {
+            self.follow_row(row);
+        }
+        self.ticker.set_next(deadline);
     }
 
     /// Move the ticker past this tick (late ticks are skipped, counted).
@@ -620,6 +901,14 @@ impl<C: Clock> Player<C> {
         let skipped = self.ticker.advance(self.clock.now_ns());
         if skipped > 0 {
             self.stats.skipped_ticks.fetch_add(skipped, Relaxed);
+            if self.lead.is_some() && self.upcoming == Upcoming::Row {
+                // A leader's rows stay on the timeline its followers keep:
+                // after a stall it skips the rows it missed (alone, a
+                // player keeps every row and lets the deadlines slip).
+                for _ in 0..skipped.min(1000) {
+                    self.advance(self.ticker.period());
+                }
+            }
         }
     }
 
@@ -643,11 +932,13 @@ impl<C: Clock> Player<C> {
     /// receivers' futex instead and hand out each live frame as it
     /// completes; without it, `clock_nanosleep` as always.
     fn wait_for(&mut self, deadline: u64) {
+        let commands = self.waiter.is_some() || self.follow.is_some() || self.lead.is_some();
         loop {
-            let woken = match &mut self.live {
-                Some(l) if l.input.output == LiveOutput::Push => {
+            let woken = match (&mut self.live, &mut self.waiter) {
+                (Some(l), _) if l.input.output == LiveOutput::Push || commands => {
                     self.clock.wait_until(deadline, l.input.view.waiter())
                 }
+                (None, Some(w)) => self.clock.wait_until(deadline, w),
                 _ => {
                     self.clock.sleep_until(deadline);
                     false
@@ -656,9 +947,28 @@ impl<C: Clock> Player<C> {
             if !woken || self.stop.load(Relaxed) {
                 return;
             }
-            self.take_live();
-            if self.live_shown() && self.live.as_ref().is_some_and(|l| l.unsent) {
-                self.send_live();
+            if commands {
+                // Prepared now, shown at the deadline.
+                self.take_commands();
+            }
+            if self.live.is_some() {
+                self.take_live();
+                if self.live_shown() && self.live.as_ref().is_some_and(|l| l.unsent) {
+                    self.send_live();
+                }
+            }
+        }
+    }
+
+    /// Apply queued commands, at most [`COMMAND_BUDGET`].
+    fn take_commands(&mut self) {
+        for _ in 0..COMMAND_BUDGET {
+            match self.cmds.dequeue() {
+                Some(c) => {
+                    Stats::bump(&self.stats.commands);
+                    self.apply(c);
+                }
+                None => break,
             }
         }
     }
@@ -788,7 +1098,7 @@ impl<C: Clock> Player<C> {
     /// count it and publish it (door 3). Returns the hand-off time.
     fn hand_out(&mut self, meta: &mut FrameMeta) -> u64 {
         let t = self.clock.now_ns();
-        meta.t_ns = t;
+        meta.t_ns = self.clock.record_ns();
         let (mut dropped, mut write_errors) = (0, 0);
         for s in &mut self.outs {
             let t0 = self.clock.now_ns();
@@ -830,11 +1140,13 @@ impl<C: Clock> Player<C> {
         match c {
             Command::Play(i) => {
                 self.switch_applied();
+                self.leave_master();
                 let go = self.b.cursor.jump(self.clamp(i));
                 self.go(go);
             }
             Command::Next | Command::Prev => {
                 self.switch_applied();
+                self.leave_master();
                 let fwd = matches!(c, Command::Next);
                 let go = self.b.cursor.step(fwd, self.array, self.b.lib.len());
                 self.go(go);
@@ -855,6 +1167,9 @@ impl<C: Clock> Player<C> {
                 }
             }
             Command::Stop => {
+                if let Some(l) = &mut self.lead {
+                    l.stop(true);
+                }
                 self.stopped = true;
                 self.paused = false;
                 self.go_dark();
@@ -950,6 +1265,9 @@ impl<C: Clock> Player<C> {
                 self.start_pass(self.clamp(i));
             }
             Go::Dark => {
+                if let Some(l) = &mut self.lead {
+                    l.stop(false);
+                }
                 self.finished = true;
                 self.b.side.want(None, None);
                 self.go_dark();
@@ -976,6 +1294,24 @@ impl<C: Clock> Player<C> {
             gen: self.gen,
         });
         self.b.side.want(current, next);
+        if let Some(l) = &mut self.lead {
+            // Row 0 is due at this deadline after a command, at the next
+            // one when a pass ends. Followers that follow already place an
+            // early START on their own cadence, so it goes now; to a
+            // follower without a timeline START means "row 0 now", so the
+            // first one goes when row 0 is handed out.
+            let row0 = match self.advancing {
+                true => self.ticker.deadline() + self.ticker.period(),
+                false => self.ticker.deadline(),
+            };
+            l.open(i);
+            if l.playing() {
+                l.start(i, row0);
+                self.lead_start = None;
+            } else {
+                self.lead_start = Some(i);
+            }
+        }
         if self.stopped {
             self.go_dark();
         } else {
@@ -999,6 +1335,11 @@ impl<C: Clock> Player<C> {
 
     /// Move past the frame just sent, which was shown for `period` ns.
     fn advance(&mut self, period: u64) {
+        if let Some(f) = &self.follow {
+            if f.on {
+                return self.follow_row(f.row + 1);
+            }
+        }
         if let Some(go) = self.b.cursor.frame_shown(period) {
             return self.go(go);
         }

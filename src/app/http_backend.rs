@@ -47,6 +47,10 @@ impl crate::http::Backend for PlayerBackend {
         self.path.library()
     }
 
+    fn default_fps(&self) -> Option<f64> {
+        Some(self.path.default_fps() as f64)
+    }
+
     fn last_frame(&self, dst: &mut Vec<u8>) -> Option<u64> {
         let mut g = self.frames.lock().unwrap_or_else(|e| e.into_inner());
         let (reader, last, counter) = &mut *g;

@@ -205,6 +205,76 @@ fn open_output(
     Ok(Slot::new(o.kind.name(), out, pipe, first, count, o.reverse))
 }
 
+/// The MultiSync threads: held, not read, so they run while playing and
+/// stop when dropped.
+#[allow(dead_code)]
+enum SyncThreads {
+    Follow(crate::sync::follow::FollowHandle),
+    Lead(crate::sync::lead::LeadHandle),
+}
+
+/// Start the MultiSync follower's listener or the leader's sender, and say
+/// where; fills the player's side.
+fn start_multisync(
+    ms: &crate::sync::SyncSettings,
+    lib: &Arc<Library>,
+    path: &Arc<CommandPath>,
+    now: Arc<dyn Fn() -> u64 + Send + Sync>,
+    follow_in: &mut Option<crate::player::FollowInput>,
+    lead_pub: &mut Option<crate::sync::lead::LeadPublisher>,
+) -> Result<SyncThreads, AppError> {
+    use crate::sync::{follow, lead, names::NameMap, Mode};
+    let ctx = |what: &str, e: io::Error| {
+        AppError::Io(io::Error::new(e.kind(), format!("multisync: {what}: {e}")))
+    };
+    match ms.mode {
+        Mode::Follow => {
+            let sock = follow::bind(ms.listen)
+                .map_err(|e| ctx(&format!("cannot listen on {}", ms.listen), e))?;
+            // heapless marks the MPMC queue deprecated because an operation
+            // can fail while another thread is preempted inside one; a
+            // failed enqueue drops one event, which the next SYNC repairs.
+            #[allow(deprecated)]
+            let events = Arc::new(crate::player::SyncEvents::new());
+            let names = NameMap::new(ms.names.clone());
+            let lib = lib.clone();
+            let resolve = move |file: &str| names.resolve(file, &*lib).ok();
+            let (ev, stop) = (events.clone(), path.stats_links_wake());
+            let sink = move |e: crate::sync::SyncEvent| {
+                let _ = ev.enqueue(e);
+                if let Some(w) = stop.get() {
+                    w.wake();
+                }
+            };
+            let h = follow::spawn(sock, ms, now, resolve, sink)
+                .map_err(|e| ctx("cannot start the listener", e))?;
+            eprintln!("rowplay: multisync follower on {}", h.local_addr);
+            let stats = h.stats.clone();
+            path.add_status_field("multisync", Box::new(move || stats.to_json(Mode::Follow)));
+            *follow_in = Some(crate::player::FollowInput {
+                ring: h.ring.clone(),
+                events,
+                stats: h.stats.clone(),
+                offset_ns: ms.offset_ms as i64 * 1_000_000,
+            });
+            Ok(SyncThreads::Follow(h))
+        }
+        Mode::Lead => {
+            let (sock, to) = lead::bind(ms).map_err(|e| ctx("cannot open the socket", e))?;
+            let lib = lib.clone();
+            let name_of = move |i: u32, out: &mut String| out.push_str(lib.name(i));
+            let dests: Vec<String> = to.iter().map(|a| a.to_string()).collect();
+            let h = lead::spawn(sock, to, now, name_of)
+                .map_err(|e| ctx("cannot start the sender", e))?;
+            eprintln!("rowplay: multisync leader sending to {}", dests.join(", "));
+            let stats = h.stats.clone();
+            path.add_status_field("multisync", Box::new(move || stats.to_json(Mode::Lead)));
+            *lead_pub = Some(h.publisher());
+            Ok(SyncThreads::Lead(h))
+        }
+    }
+}
+
 /// Play with resolved settings until stopped.
 pub fn play(s: PlaySettings) -> Result<(), AppError> {
     let mut progress = Progress::new();
@@ -375,6 +445,41 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
         }
     };
 
+    // FPP MultiSync, only when asked for: its threads time packets on the
+    // frame loop's clock.
+    let drift = s.clock_drift_ppm.map(crate::clock::DriftClock::new);
+    let clock_now: Arc<dyn Fn() -> u64 + Send + Sync> = match (&step, drift) {
+        (Some(c), _) => {
+            let c = c.clone();
+            Arc::new(move || c.now_ns())
+        }
+        (None, Some(d)) => Arc::new(move || d.now_ns()),
+        (None, None) => Arc::new(crate::clock::monotonic_ns),
+    };
+    let mut follow_in = None;
+    let mut lead_pub = None;
+    let _sync = match &s.multisync {
+        None => {
+            path.add_status_field("multisync", Box::new(|| serde_json::Value::Null));
+            None
+        }
+        Some(ms) => Some(start_multisync(
+            ms,
+            &lib,
+            &path,
+            clock_now,
+            &mut follow_in,
+            &mut lead_pub,
+        )?),
+    };
+    let wake = live.is_some() || s.multisync.is_some();
+    if s.multisync.as_ref().is_some_and(|m| {
+        m.mode == crate::sync::Mode::Follow && m.after_sync == crate::sync::AfterSync::Dark
+    }) {
+        // A follower that goes dark on STOP waits dark for the master too.
+        let _ = links.cmds.enqueue(crate::player::Command::Stop);
+    }
+
     let pcfg = PlayerConfig {
         fps: s.fps,
         force_fps: s.force_fps,
@@ -423,9 +528,10 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
             if refused && require_rt {
                 return;
             }
-            let clock: Box<dyn Clock> = match step {
-                Some(c) => Box::new(c),
-                None => Box::new(Monotonic),
+            let clock: Box<dyn Clock> = match (step, drift) {
+                (Some(c), _) => Box::new(c),
+                (None, Some(d)) => Box::new(d),
+                (None, None) => Box::new(Monotonic),
             };
             let mut p = Player::with_outputs(bundle, clock, outs, &player_links, pcfg);
             if let Some(w) = publish {
@@ -433,6 +539,15 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
             }
             if let Some(l) = live {
                 p.attach_live(l);
+            }
+            if let Some(f) = follow_in {
+                p.attach_follow(f);
+            }
+            if let Some(l) = lead_pub {
+                p.attach_lead(l);
+            }
+            if wake {
+                p.wake_on_commands(&player_links);
             }
             if want_wake_log {
                 p.log_wakes(WakeLog::new(WAKE_LOG_CAPACITY));

@@ -514,6 +514,10 @@ pub struct PlaySettings {
     /// Live network input, if `--listen` / `[network] listen` names a
     /// protocol.
     pub network: Option<NetSettings>,
+    /// FPP MultiSync, if `--multisync` / `[multisync] mode` is set.
+    pub multisync: Option<crate::sync::SyncSettings>,
+    /// `--clock-drift-ppm` (tests).
+    pub clock_drift_ppm: Option<i64>,
 }
 
 /// Resolve `rowplay play`. `stdout_is_terminal` decides the default output.
@@ -661,7 +665,62 @@ pub fn play(
         buttons: cfg.buttons.clone(),
         http: http(a, cfg)?,
         network: network(a, cfg)?,
+        multisync: multisync(a, cfg)?,
+        clock_drift_ppm: a.clock_drift_ppm,
     })
+}
+
+/// Resolve MultiSync: each flag over the same key of `[multisync]`.
+fn multisync(
+    a: &PlayArgs,
+    cfg: &Config,
+) -> Result<Option<crate::sync::SyncSettings>, SettingsError> {
+    use crate::sync::{self as sy, packet::PORT};
+    let m = &cfg.multisync;
+    let Some(mode) = a.multisync.as_ref().or(m.mode.as_ref()) else {
+        return Ok(None);
+    };
+    let bad = |e: sy::SettingsError| SettingsError::Network(e.to_string());
+    let mut s = sy::SyncSettings {
+        mode: sy::parse_mode(mode).map_err(bad)?,
+        ..Default::default()
+    };
+    if let Some(v) = a.after_sync.as_ref().or(m.after_sync.as_ref()) {
+        s.after_sync = sy::parse_after_sync(v).map_err(bad)?;
+    }
+    if let Some(v) = a.multisync_offset.or(m.offset) {
+        s.offset_ms = sy::check_offset_ms(v).map_err(bad)?;
+    }
+    let to = match (&a.multisync_to, &m.to) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(list)) => Some(list.join(",")),
+        (None, None) => None,
+    };
+    if let Some(t) = to {
+        s.to = sy::parse_to_list(&t).map_err(bad)?;
+    }
+    if let Some(l) = a.multisync_listen.as_ref().or(m.listen.as_ref()) {
+        s.listen = l
+            .parse::<std::net::SocketAddrV4>()
+            .or_else(|_| {
+                l.parse::<std::net::Ipv4Addr>()
+                    .map(|ip| std::net::SocketAddrV4::new(ip, PORT))
+            })
+            .map_err(|_| {
+                SettingsError::Network(format!("--multisync-listen {l:?} is not IP or IP:PORT"))
+            })?;
+    }
+    s.names = m
+        .names
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    s.hostname = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "rowplay".into());
+    Ok(Some(s))
 }
 
 /// Resolve live input: each `--` flag over the same key of `[network]`
@@ -1512,6 +1571,7 @@ mod tests {
     fn the_example_network_keys_uncommented_resolve() {
         let text = include_str!("../../boards/config.example.toml");
         let (_, net) = text.split_once("\n[network]\n").unwrap();
+        let net = net.split("\n[").next().unwrap();
         let keys: String = net
             .lines()
             .filter_map(|l| l.strip_prefix("# "))
@@ -1689,6 +1749,47 @@ live_gamma = 2.2"#;
             assert!(!e.contains('\n'), "{e}");
         }
         assert!(crate::config::parse("[network]\nlisten_port = 1").is_err());
+    }
+
+    #[test]
+    fn multisync_is_off_unless_a_mode_is_set_and_flags_beat_the_config() {
+        use crate::sync::{AfterSync, Mode};
+        assert_eq!(resolve("play", "").multisync, None);
+        let c = "[multisync]\nmode = \"follow\"\nafter_sync = \"resume\"\noffset = 12\nlisten = \"10.0.0.5\"\n[multisync.names]\n\"Show 1.fseq\" = \"shows/one\"";
+        let m = resolve("play", c).multisync.unwrap();
+        assert_eq!(
+            (m.mode, m.after_sync, m.offset_ms),
+            (Mode::Follow, AfterSync::Resume, 12)
+        );
+        assert_eq!(m.listen, "10.0.0.5:32320".parse().unwrap());
+        assert_eq!(
+            m.names,
+            vec![("Show 1.fseq".to_string(), "shows/one".to_string())]
+        );
+        let m = resolve(
+            "play --multisync lead --multisync-to 10.0.0.7,10.0.0.8:4000 --multisync-offset -5 --after-sync dark",
+            c,
+        )
+        .multisync
+        .unwrap();
+        assert_eq!(
+            (m.mode, m.after_sync, m.offset_ms),
+            (Mode::Lead, AfterSync::Dark, -5)
+        );
+        assert_eq!(
+            m.to,
+            vec![
+                "10.0.0.7:32320".parse().unwrap(),
+                "10.0.0.8:4000".parse().unwrap()
+            ]
+        );
+        assert!(err("play --multisync both", "").contains("use follow or lead"));
+        assert!(
+            err("play --multisync follow --multisync-offset 10000", "").contains("-9999..=9999")
+        );
+        assert!(err("play --multisync lead --multisync-to pi.local", "").contains("\"pi.local\""));
+        assert!(err("play --multisync follow --multisync-listen x", "")
+            .starts_with("--multisync-listen"));
     }
 
     #[test]

@@ -166,6 +166,12 @@ pub struct CommandPath {
 }
 
 impl CommandPath {
+    /// The default frame rate (`--fps`, config `fps`): what an array
+    /// without a rate of its own plays at.
+    pub fn default_fps(&self) -> u32 {
+        self.fps
+    }
+
     /// A path to the player behind `links`, which plays `lib` with the
     /// loader `loader`. `playlist` and `open` are kept to re-open the pack.
     pub fn new(
@@ -215,6 +221,12 @@ impl CommandPath {
         self.links.stop.load(SeqCst)
     }
 
+    /// The waker commands use (set when the player waits on a futex);
+    /// other front ends that hand the player work wake it with it too.
+    pub fn stats_links_wake(&self) -> Arc<std::sync::OnceLock<crate::handoff::Waker>> {
+        self.links.wake.clone()
+    }
+
     /// The player's counters.
     pub fn stats(&self) -> &crate::stats::Stats {
         &self.links.stats
@@ -226,7 +238,11 @@ impl CommandPath {
     }
 
     fn push(&self, c: Command) -> Result<(), CommandError> {
-        self.links.cmds.enqueue(c).map_err(|_| CommandError::Busy)
+        self.links.cmds.enqueue(c).map_err(|_| CommandError::Busy)?;
+        if let Some(w) = self.links.wake.get() {
+            w.wake();
+        }
+        Ok(())
     }
 
     /// Validate a switch against the library and push it, numbered.

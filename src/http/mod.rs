@@ -55,6 +55,13 @@ pub trait Backend: Send + Sync + 'static {
     /// into `dst` (cleared first) and return its frame counter, or `None`
     /// when nothing has been shown yet.
     fn last_frame(&self, dst: &mut Vec<u8>) -> Option<u64>;
+    /// The player's default frame rate (`--fps`, config `fps`): the rate of
+    /// an array without one of its own, shown as its `fps` in
+    /// `/api/arrays`. `None` (the default) when the backend does not know
+    /// it; such arrays then show `null`.
+    fn default_fps(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Time limits per connection.

@@ -6,6 +6,8 @@
 //! GET  /api/status                the `ctl status --json` object
 //! GET  /api/arrays?q=&offset=&limit=
 //!                                 {"total","offset","arrays":[{"index","name","rows","leds","channels","fps"}]}
+//!                                 (fps: the array's own rate, else the player's
+//!                                 default, null when unknown)
 //! GET  /api/arrays/INDEX/thumb.png
 //! POST /api/command               body: one control line -> {"reply":"ok"} or 400 {"error":"..."}
 //! GET  /api/live                  Server-Sent Events: {"frame","leds","rgb"} per frame shown
@@ -242,6 +244,7 @@ fn arrays(ctx: &mut Ctx, query: &str) -> Response {
         String::new()
     };
     let lib = ctx.backend.library();
+    let default_fps = ctx.backend.default_fps();
     let mut total = 0usize;
     let mut page = Vec::with_capacity(limit);
     for i in 0..lib.len() {
@@ -256,7 +259,9 @@ fn arrays(ctx: &mut Ctx, query: &str) -> Response {
                 "rows": info.rows,
                 "leds": info.leds,
                 "channels": info.channels,
-                "fps": Value::Null,
+                // The array's own rate (pack format 2), else the one it
+                // would play at; null when neither is known.
+                "fps": lib.fps(info.index).or(default_fps),
             }));
         }
         total += 1;

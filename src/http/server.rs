@@ -2,7 +2,12 @@
 //! most `max_connections` non-blocking connections.
 //!
 //! Bounds, so that no client can hold the thread or grow its memory:
-//! - a connection beyond `max_connections` is answered 503 and closed;
+//! - when all `max_connections` places are taken, a new connection takes
+//!   the place of the one idle longest (a kept-alive connection with
+//!   nothing to send), else of the one that has spent longest, and at least
+//!   [`EVICT_AFTER`], without completing its request head (a slow client);
+//!   with neither it is answered 503 and closed. So slow clients cannot keep
+//!   the page from everyone else;
 //! - a request's head must be complete within `timeouts.head` of its first
 //!   byte and its body within `timeouts.body` (totals, not per read, so a
 //!   client sending a byte a second is dropped), a kept-alive connection
@@ -44,6 +49,43 @@ const TICK: Duration = Duration::from_millis(200);
 const ACCEPT_BATCH: usize = 32;
 /// Bytes read per read call.
 const READ_CHUNK: usize = 16 * 1024;
+/// A connection this long without a complete request head may lose its
+/// place to a new one when the server is full.
+pub const EVICT_AFTER: Duration = Duration::from_millis(250);
+
+/// Which connection a new one replaces when every place is taken: the one
+/// idle longest (nothing to send), else the one longest without a complete
+/// head and for at least [`EVICT_AFTER`]. `conns` gives each connection's
+/// phase, whether output is pending, and whether its head is complete.
+/// Pure, so the rule is tested without sockets or time passing.
+fn victim(conns: &[(Phase, bool, bool)], now: Instant) -> Option<usize> {
+    let idle = conns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &(p, pending, _))| match p {
+            Phase::Idle(since) if !pending => Some((since, i)),
+            _ => None,
+        })
+        .min();
+    if let Some((_, i)) = idle {
+        return Some(i);
+    }
+    conns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &(p, pending, head_done))| match p {
+            Phase::Reading(since)
+                if !pending
+                    && !head_done
+                    && now.saturating_duration_since(since) >= EVICT_AFTER =>
+            {
+                Some((since, i))
+            }
+            _ => None,
+        })
+        .min()
+        .map(|(_, i)| i)
+}
 
 /// Where a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,11 +288,26 @@ fn accept(listener: &TcpListener, conns: &mut Vec<Conn>, max: usize) {
             continue;
         }
         let _ = stream.set_nodelay(true);
-        if conns.len() >= max {
-            refuse_busy(stream);
-            continue;
-        }
         let now = Instant::now();
+        if conns.len() >= max {
+            let state: Vec<(Phase, bool, bool)> = conns
+                .iter()
+                .map(|c| {
+                    let head = matches!(parse_head(&c.inbuf), Ok(Some(_)));
+                    (c.phase, c.out_pos < c.out.len(), head)
+                })
+                .collect();
+            match victim(&state, now) {
+                Some(i) => {
+                    let old = conns.swap_remove(i);
+                    let _ = old.stream.shutdown(Shutdown::Both);
+                }
+                None => {
+                    refuse_busy(stream);
+                    continue;
+                }
+            }
+        }
         conns.push(Conn {
             stream,
             inbuf: Vec::new(),
@@ -499,6 +556,34 @@ pub fn live_event(n: u64, frame: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_server_makes_room_from_the_idle_then_the_slow() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let now = t0 + ms(3000);
+        let reading = |at: u64| Phase::Reading(t0 + ms(at));
+        // Fresh, complete or busy connections keep their places.
+        let busy = [
+            (reading(2900), false, false), // 0.1 s without a head: too soon
+            (reading(0), false, true),     // head complete: reading its body
+            (reading(0), true, false),     // output pending
+            (Phase::Live(t0), false, false),
+        ];
+        assert_eq!(victim(&busy, now), None);
+        // The slowest reader beyond EVICT_AFTER goes.
+        let mut v = busy.to_vec();
+        v.push((reading(2500), false, false));
+        v.push((reading(200), false, false));
+        assert_eq!(victim(&v, now), Some(5));
+        // An idle kept-alive connection goes before any reader.
+        v.push((Phase::Idle(t0 + ms(2900)), false, false));
+        v.push((Phase::Idle(t0 + ms(2000)), false, false));
+        assert_eq!(victim(&v, now), Some(7));
+        // Idle with a response still going out is not idle.
+        let w = [(Phase::Idle(t0), true, false)];
+        assert_eq!(victim(&w, now), None);
+    }
 
     #[test]
     fn deadlines_are_totals() {

@@ -148,6 +148,11 @@ impl LeadPublisher {
             t.unpark();
         }
     }
+    /// Whether a START was sent and no STOP since (followers have a
+    /// timeline).
+    pub fn playing(&self) -> bool {
+        self.playing
+    }
     /// An array was loaded or is about to be shown.
     pub fn open(&mut self, array: u32) {
         self.push(LeadEvent::Open { array });

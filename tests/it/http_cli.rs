@@ -62,6 +62,8 @@ fn the_http_api_drives_the_player_through_the_command_path() {
             "step",
             "--rt-priority",
             "0",
+            "--fps",
+            "30",
         ])
         .args([
             "--output",
@@ -112,6 +114,12 @@ fn the_http_api_drives_the_player_through_the_command_path() {
     assert_eq!(code, 200, "{body}");
     let st: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(st["arrays"], 2);
+    // Arrays without a rate of their own show the player's default.
+    let (code, body) = get(&addr, "/api/arrays");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["arrays"][0]["fps"], 30.0, "{body}");
+    assert_eq!(v["arrays"][1]["fps"], 30.0, "{body}");
     // A change without the token is refused and queues nothing.
     let (code, _) = post(&addr, "/api/command", "play b");
     assert_eq!(code, 401);

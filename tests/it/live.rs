@@ -4,7 +4,7 @@
 //! latching, live gamma and brightness, and no allocation in either mode.
 
 use crate::util::*;
-use rowplay::clock::MockClock;
+use rowplay::clock::{Clock, MockClock};
 use rowplay::color::{ColorSettings, Pipeline};
 use rowplay::library::Library;
 use rowplay::net::settings::{AfterLive, LiveOutput, LiveRank};
@@ -421,4 +421,107 @@ fn the_frame_loop_with_live_input_never_allocates() {
         );
         assert!(links.stats.live_frames.load(Relaxed) >= 80);
     }
+}
+
+#[test]
+fn the_frame_loop_following_and_leading_never_allocates() {
+    use crate::player::{ALLOCS, COUNTING};
+    use rowplay::player::{FollowInput, SyncEvents};
+    use rowplay::sync::lead::{LeadPublisher, LeadRing};
+    use rowplay::sync::pll::Observation;
+    use rowplay::sync::{ObsRing, SyncEvent, SyncStats};
+    struct Null;
+    impl Output for Null {
+        fn prepare(&mut self, _: &[u8]) {}
+        fn send(&mut self, _: &FrameMeta) -> Result<(), OutputError> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = pack(
+        dir.path(),
+        vec![named("a", 1, 60, 8), named("b", 2, 30, 8)],
+        8,
+    );
+    let lib = Arc::new(Library::open(&p, &Default::default()).unwrap());
+    let cfg = PlayerConfig {
+        fps: 50,
+        force_fps: false,
+        leds: 8,
+        order: Order::Loop,
+        max_frames: None,
+        max_ns: None,
+        start: None,
+        seed: 1,
+    };
+    let mk = |links: &Links, clock: MockClock| {
+        Player::with_outputs(
+            Box::new(Bundle::new(lib.clone(), vec![]).unwrap()),
+            clock,
+            vec![Slot::new(
+                "null",
+                Box::new(Null),
+                Pipeline::new(ColorSettings::default(), 3),
+                0,
+                8,
+                false,
+            )],
+            links,
+            cfg,
+        )
+    };
+    // A follower fed SYNCs and events, a leader publishing into a ring.
+    let links = Links::new();
+    let clock = MockClock::new(1_000_000_000);
+    let mut fol = mk(&links, clock.clone());
+    let ring = Arc::new(ObsRing::default());
+    #[allow(deprecated)]
+    let events = Arc::new(SyncEvents::new());
+    fol.attach_follow(FollowInput {
+        ring: ring.clone(),
+        events: events.clone(),
+        stats: Arc::new(SyncStats::default()),
+        offset_ns: 0,
+    });
+    fol.wake_on_commands(&links);
+    fol.start();
+    let lead_links = Links::new();
+    let mut lead = mk(&lead_links, MockClock::new(0));
+    let lring = Arc::new(LeadRing::default());
+    lead.attach_lead(LeadPublisher::new(lring.clone(), None));
+    lead.wake_on_commands(&lead_links);
+    lead.start();
+    fol.run_frames(2);
+    lead.run_frames(2);
+    ALLOCS.store(0, SeqCst);
+    let t0 = clock.now_ns();
+    for k in 0..200u64 {
+        COUNTING.with(|c| c.set(true));
+        if k % 100 == 0 {
+            let _ = events.enqueue(SyncEvent::Start {
+                array: (k / 100) as u32,
+                epoch: 1 + k as u32,
+                recv_ns: clock.now_ns(),
+            });
+        }
+        if k % 4 == 0 {
+            let f = (k % 100) as u32;
+            ring.push(&Observation {
+                recv_ns: clock.now_ns(),
+                frame: f,
+                seconds: f as f32 * 0.02,
+                epoch: 1 + (k / 100 * 100) as u32,
+            });
+        }
+        if k == 150 {
+            let _ = lead_links.cmds.enqueue(Command::Play(1));
+        }
+        fol.run_frames(1);
+        lead.run_frames(1);
+        while lring.pop().is_some() {}
+        COUNTING.with(|c| c.set(false));
+    }
+    assert_eq!(ALLOCS.load(SeqCst), 0, "the loop allocated or freed memory");
+    assert!(clock.now_ns() > t0);
+    assert_eq!(links.stats.switches.load(Relaxed), 2, "two STARTs followed");
 }

@@ -80,7 +80,7 @@ fn ddp_takes_over_and_playback_resumes_at_its_row() {
     let dir = tempfile::tempdir().unwrap();
     let leds = 600; // two packets per frame
     let p = two_arrays(dir.path(), leds);
-    let (mut child, sock, cap) = stepping_player(
+    let (child, sock, cap) = stepping_player(
         dir.path(),
         &p,
         &[
@@ -92,7 +92,8 @@ fn ddp_takes_over_and_playback_resumes_at_its_row() {
             "0.3",
         ],
     );
-    let port = live_port(&mut child, "ddp");
+    let mut child = Guard(Some(child));
+    let port = live_port(child.child(), "ddp");
     let before = status(&sock);
     assert_eq!(
         before["live"]["winner"],
@@ -133,7 +134,7 @@ fn ddp_takes_over_and_playback_resumes_at_its_row() {
         s["live"]["winner"].is_null()
     });
     step(&sock, 2);
-    let st = stop(child, &sock);
+    let st = stop(child.take(), &sock);
     assert!(st.success(), "{st}");
     let recs = parse_records(&std::fs::read(&cap).unwrap()).unwrap();
     let shown: Vec<(u32, u32)> = recs.iter().map(|r| (r.meta.array, r.meta.row)).collect();
@@ -154,7 +155,7 @@ fn ddp_takes_over_and_playback_resumes_at_its_row() {
 fn ddp_resume_continues_the_array_it_left() {
     let dir = tempfile::tempdir().unwrap();
     let p = two_arrays(dir.path(), 8);
-    let (mut child, sock, cap) = stepping_player(
+    let (child, sock, cap) = stepping_player(
         dir.path(),
         &p,
         &[
@@ -168,7 +169,8 @@ fn ddp_resume_continues_the_array_it_left() {
             "tick",
         ],
     );
-    let port = live_port(&mut child, "ddp");
+    let mut child = Guard(Some(child));
+    let port = live_port(child.child(), "ddp");
     step(&sock, 4);
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     send_ddp(&tx, port, &[9; 24], 1);
@@ -180,7 +182,7 @@ fn ddp_resume_continues_the_array_it_left() {
         s["live"]["winner"].is_null()
     });
     step(&sock, 2);
-    stop(child, &sock);
+    stop(child.take(), &sock);
     let recs = parse_records(&std::fs::read(&cap).unwrap()).unwrap();
     let shown: Vec<(u32, u32)> = recs.iter().map(|r| (r.meta.array, r.meta.row)).collect();
     assert_eq!(
@@ -208,7 +210,7 @@ fn sacn_priority_takeover_and_fallback() {
     };
     let dir = tempfile::tempdir().unwrap();
     let p = two_arrays(dir.path(), 340);
-    let (mut child, sock, cap) = stepping_player(
+    let (child, sock, cap) = stepping_player(
         dir.path(),
         &p,
         &[
@@ -222,7 +224,8 @@ fn sacn_priority_takeover_and_fallback() {
             "0.5",
         ],
     );
-    let port = live_port(&mut child, "e131");
+    let mut child = Guard(Some(child));
+    let port = live_port(child.child(), "e131");
     step(&sock, 2);
     let sender = |name: &str, prio: &str, frames: &str| {
         Command::new(venv.join("bin/python"))
@@ -261,7 +264,7 @@ fn sacn_priority_takeover_and_fallback() {
     assert!(low.wait().unwrap().success());
     wait_status(&sock, "live to end", |s| s["live"]["winner"].is_null());
     step(&sock, 2);
-    stop(child, &sock);
+    stop(child.take(), &sock);
     let recs = parse_records(&std::fs::read(&cap).unwrap()).unwrap();
     let shown: Vec<(u32, u32)> = recs.iter().map(|r| (r.meta.array, r.meta.row)).collect();
     let first_live = shown.iter().position(|x| x.0 == LIVE_ARRAY).unwrap();

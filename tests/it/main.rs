@@ -16,6 +16,11 @@
 //!   export to `.fseq` and back, per-array rates in packs and `inspect`.
 //! - `multisync`: the MultiSync listener fed by the leader and by an
 //!   FPP-style sender over loopback: events, observations, pings.
+//! - `multisync_cli`: a leader and two followers (real binaries, loopback):
+//!   the same rows everywhere, a switch on row 0 of the same array; an
+//!   xSchedule-style master by hand: START, late join, STOP.
+//! - `multisync_netns`: a leader multicasting to three followers, each in
+//!   its own network namespace on one bridge (root).
 //! - `rates`: per-array frame rates on a stepping clock; a pack of the
 //!   release before rates plays as before.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.
@@ -26,6 +31,8 @@
 //! - `net`: the live-input receivers on 127.0.0.1, driven by real packets.
 //! - `net_peers`: the same driven by python sacn and stupidArtnet
 //!   (needs `ROWPLAY_PEERS_VENV`, else skipped).
+//! - `net_ola`: the E1.31 receiver fed by OLA's olad in a namespace of its
+//!   own (root, `ROWPLAY_PEERS_VENV`, else skipped).
 //! - `http_cli`: the real binary with `--http`: commands, tokens, the live stream.
 //! - `http`: the HTTP server over a fake player: routes, limits, tokens, WLED.
 
@@ -38,7 +45,10 @@ mod library;
 mod live;
 mod live_cli;
 mod multisync;
+pub mod multisync_cli;
+mod multisync_netns;
 mod net;
+mod net_ola;
 mod net_peers;
 mod outputs;
 mod pack_cli;

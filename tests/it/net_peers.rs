@@ -1,6 +1,7 @@
 //! The live-input receivers driven by independent senders (python `sacn`
 //! 1.11.0, stupidArtnet 1.6.0) from the venv named by
-//! `ROWPLAY_PEERS_VENV`; skipped with a note when it is unset. The
+//! `ROWPLAY_PEERS_VENV`; skipped with a note when it is unset (or under
+//! the emulated ARM lane), and then they must run. The
 //! scripts are in tests/peers/ and send only to 127.0.0.1.
 
 use rowplay::clock::monotonic_ns;
@@ -11,13 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn venv() -> Option<PathBuf> {
-    match std::env::var_os("ROWPLAY_PEERS_VENV") {
-        Some(v) => Some(PathBuf::from(v)),
-        None => {
-            eprintln!("skipped: ROWPLAY_PEERS_VENV is not set (see tests/peers/README.md)");
-            None
-        }
-    }
+    crate::util::peers_venv("this peer test")
 }
 
 fn script(name: &str) -> PathBuf {

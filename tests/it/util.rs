@@ -99,6 +99,39 @@ pub fn skip_slow() -> bool {
     std::env::var_os("ROWPLAY_SKIP_SLOW").is_some()
 }
 
+/// The venv of the outside peers (tests/peers/README.md), named by
+/// `ROWPLAY_PEERS_VENV`: `None` with a note that `what` was skipped when
+/// it is unset, or under the emulated ARM lane (`QEMU_CPU`), whose guest
+/// cannot run the host's peers. When it is set, a peer test must run:
+/// use [`require_peer`] for everything else it needs.
+pub fn peers_venv(what: &str) -> Option<PathBuf> {
+    if std::env::var_os("QEMU_CPU").is_some() {
+        eprintln!("skipped {what}: the peers do not run under user-mode emulation");
+        return None;
+    }
+    match std::env::var_os("ROWPLAY_PEERS_VENV") {
+        Some(v) => {
+            let v = PathBuf::from(v);
+            require_peer(&v.join("bin/python"), "the peers venv's python");
+            Some(v)
+        }
+        None => {
+            eprintln!("skipped {what}: ROWPLAY_PEERS_VENV is not set (see tests/peers/README.md)");
+            None
+        }
+    }
+}
+
+/// Fail (never skip) when a peer that `ROWPLAY_PEERS_VENV` promises is
+/// missing: CI installs them all, so a missing one is a broken CI.
+pub fn require_peer(path: &Path, what: &str) {
+    assert!(
+        path.exists(),
+        "ROWPLAY_PEERS_VENV is set but {what} is missing: {} (.ci/run installs it)",
+        path.display()
+    );
+}
+
 /// `rowplay pack SRC -o OUT`, asserting success.
 pub fn pack_folder(src: &Path, out: &Path) {
     let o = rowplay(&["pack", src.to_str().unwrap(), "-o", out.to_str().unwrap()]);
@@ -183,4 +216,28 @@ pub fn stepping_player(dir: &Path, pack: &Path, extra: &[&str]) -> (Child, PathB
         .unwrap();
     wait_for_socket(&sock, &mut child);
     (child, sock, cap)
+}
+
+/// Kills and reaps a child when dropped, so a failing test leaves no
+/// player running behind it.
+pub struct Guard(pub Option<Child>);
+
+impl Guard {
+    /// The child, running.
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the child was taken")
+    }
+    /// Take the child out (to stop it the normal way).
+    pub fn take(&mut self) -> Child {
+        self.0.take().expect("the child was taken")
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
