@@ -136,6 +136,10 @@ pub struct Stats {
     pub shown_seq: AtomicU64,
     /// How late each wake-up was against its deadline.
     pub wake_latency: Histogram,
+    /// The frame loop's work per frame: from its wake-up to its next sleep
+    /// (commands, every output's send, preparing the next frame). Timed by
+    /// a [`LoopTimer`] around the player's clock.
+    pub loop_ns: Histogram,
     /// Live frames handed to the outputs.
     pub live_frames: AtomicU64,
     /// Live frames: from the packet that completed one to its hand-off.
@@ -256,8 +260,15 @@ pub struct OutputStats {
     pub dropped: AtomicU64,
     /// Write errors of its background writer.
     pub write_errors: AtomicU64,
-    /// How long each send took (the frame loop's clock).
+    /// How long each send took (the frame loop's clock). For an output
+    /// with a worker thread this is the hand-off, not the device write.
     pub write_ns: Histogram,
+    /// Whether a worker thread writes this output (see
+    /// [`crate::output::worker`]).
+    pub worker: std::sync::atomic::AtomicBool,
+    /// How long each device write took on the worker thread (empty for an
+    /// output written by the frame loop itself).
+    pub device_ns: Histogram,
 }
 
 impl OutputStats {
@@ -272,11 +283,13 @@ impl OutputStats {
             dropped: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             write_ns: Histogram::default(),
+            worker: std::sync::atomic::AtomicBool::new(false),
+            device_ns: Histogram::default(),
         }
     }
 
     /// As JSON: kind, first, count, frames, errors, dropped, write_errors,
-    /// write_ns {p50, max, ...}.
+    /// write_ns {p50, max, ...}, worker, device_ns {p50, max, ...}.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": self.kind,
@@ -287,6 +300,8 @@ impl OutputStats {
             "dropped": self.dropped.load(Relaxed),
             "write_errors": self.write_errors.load(Relaxed),
             "write_ns": serde_json::to_value(self.write_ns.summary()).unwrap_or_default(),
+            "worker": self.worker.load(Relaxed),
+            "device_ns": serde_json::to_value(self.device_ns.summary()).unwrap_or_default(),
         })
     }
 }
@@ -317,6 +332,10 @@ impl Stats {
             serde_json::to_value(self.wake_latency.summary()).unwrap_or_default(),
         );
         m.insert(
+            "loop_ns".into(),
+            serde_json::to_value(self.loop_ns.summary()).unwrap_or_default(),
+        );
+        m.insert(
             "live_latency_ns".into(),
             serde_json::to_value(self.live_latency.summary()).unwrap_or_default(),
         );
@@ -345,9 +364,109 @@ impl Stats {
     }
 }
 
+/// A clock around the player's clock that times the frame loop's work
+/// into [`Stats::loop_ns`]: from the first reading of the time after a
+/// sleep or wait (the loop reads it at once on waking) to the next one. It
+/// reads the clock only before sleeping, so the wake-up itself is not
+/// delayed. A wait that a command or live frame ends early starts a new
+/// sample at the loop's next reading.
+pub struct LoopTimer<C: crate::clock::Clock> {
+    inner: C,
+    stats: Arc<Stats>,
+    /// When the loop woke, once it has read the time since its last sleep.
+    woke: std::cell::Cell<Option<u64>>,
+    /// Whether the loop has slept yet and not read the time since.
+    slept: std::cell::Cell<bool>,
+}
+
+impl<C: crate::clock::Clock> LoopTimer<C> {
+    /// Time the loop that sleeps on `inner`, into `stats`.
+    pub fn new(inner: C, stats: Arc<Stats>) -> LoopTimer<C> {
+        LoopTimer {
+            inner,
+            stats,
+            woke: std::cell::Cell::new(None),
+            slept: std::cell::Cell::new(false),
+        }
+    }
+}
+
+impl<C: crate::clock::Clock> crate::clock::Clock for LoopTimer<C> {
+    fn now_ns(&self) -> u64 {
+        let t = self.inner.now_ns();
+        if self.slept.replace(false) {
+            self.woke.set(Some(t));
+        }
+        t
+    }
+
+    fn sleep_until(&mut self, deadline_ns: u64) {
+        self.work_done();
+        self.inner.sleep_until(deadline_ns);
+        self.slept.set(true);
+    }
+
+    fn wait_until(&mut self, deadline_ns: u64, w: &mut crate::handoff::WakeWaiter) -> bool {
+        self.work_done();
+        let woken = self.inner.wait_until(deadline_ns, w);
+        self.slept.set(true);
+        woken
+    }
+
+    fn record_ns(&self) -> u64 {
+        self.inner.record_ns()
+    }
+}
+
+impl<C: crate::clock::Clock> LoopTimer<C> {
+    /// The loop is about to sleep: count its work since it woke.
+    fn work_done(&mut self) {
+        if let Some(w) = self.woke.take() {
+            let t = self.inner.now_ns();
+            self.stats.loop_ns.record(t.saturating_sub(w));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loop_timer_counts_from_waking_to_the_next_sleep() {
+        use crate::clock::{Clock, MockClock};
+        let mock = MockClock::new(0);
+        let stats = Arc::new(Stats::default());
+        let mut c = LoopTimer::new(mock.clone(), stats.clone());
+        // Before the first sleep there is no frame to time.
+        c.now_ns();
+        mock.advance(5);
+        c.sleep_until(100);
+        assert_eq!(stats.loop_ns.count(), 0);
+        for work in [30u64, 70, 10] {
+            let woke = c.now_ns(); // the loop reads the time on waking
+            mock.advance(work);
+            c.now_ns(); // later readings do not move the start
+            assert_eq!(c.now_ns(), woke + work);
+            c.sleep_until(woke + 1_000);
+        }
+        assert_eq!(stats.loop_ns.count(), 3);
+        assert_eq!(stats.loop_ns.max(), 70);
+        // A sleep without a reading in between counts nothing.
+        c.sleep_until(10_000);
+        assert_eq!(stats.loop_ns.count(), 3);
+        // A wait is timed like a sleep, and a wake still ends it.
+        let (k, mut w) = crate::handoff::wake_pair();
+        let woke = c.now_ns();
+        mock.advance(40);
+        k.wake();
+        assert!(c.wait_until(woke + 1_000, &mut w));
+        assert_eq!(stats.loop_ns.count(), 4);
+        assert_eq!(stats.loop_ns.max(), 70);
+        c.now_ns();
+        assert!(!c.wait_until(woke + 1_000, &mut w));
+        assert_eq!(stats.loop_ns.count(), 5);
+    }
 
     #[test]
     fn the_miss_log_keeps_the_most_recent_misses_oldest_first() {

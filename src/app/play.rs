@@ -12,9 +12,11 @@ use crate::control::{self, socket, CommandPath};
 use crate::library::{human_bytes, Library, OpenOptions};
 use crate::output::chip::Encoder;
 use crate::output::record::{FileSink, Recorder};
+use crate::output::worker::{Worker, WorkerOptions};
 use crate::output::{self, gpio, spi, Output};
 use crate::player::{Bundle, Links, Player, PlayerConfig, Slot};
 use crate::playlist::{self, PlaylistSpec};
+use crate::stats::{LoopTimer, Stats};
 use crate::wake_log::{WakeLog, WAKE_LOG_CAPACITY};
 use crate::{atomic, rt, source};
 use std::io::{self, IsTerminal, Write};
@@ -67,10 +69,27 @@ fn wire_recorder(p: &std::path::Path, enc: &Encoder) -> Result<Box<dyn Output>, 
     )?))
 }
 
-/// Build one output: its device, its pipeline and its slice of the row.
+/// Whether the output at `index` in the list gets a worker thread
+/// ([`crate::output::worker`]): every hardware output after the first.
+/// The first is written by the frame loop itself, because its hand-off is
+/// what a miss is judged by and its timing stays exact; host outputs
+/// already hand their frames to writer threads.
+fn has_worker(index: usize, kind: &OutputKind) -> bool {
+    index > 0
+        && matches!(
+            kind,
+            OutputKind::Spi | OutputKind::GpioClocked { .. } | OutputKind::Gpio { .. }
+        )
+}
+
+/// Build the output at `index` in the list: its device, its pipeline and
+/// its slice of the row; with a worker thread where [`has_worker`] says so,
+/// its counters counted into `run` too.
 fn open_output(
     s: &PlaySettings,
     o: &OutputSettings,
+    index: usize,
+    run: &Arc<Stats>,
     leds: usize,
     lib_channels: usize,
     path: &CommandPath,
@@ -202,6 +221,14 @@ fn open_output(
         (Some(p), Some(enc), _) => Box::new(output::Tee::new(out, wire_recorder(p, enc)?)),
         _ => out,
     };
+    if has_worker(index, &o.kind) {
+        let len = count * pipe.out_channels();
+        let w = Worker::spawn(out, len, WorkerOptions::below_player(s.rt_priority))?;
+        let link = w.link();
+        let slot = Slot::new(o.kind.name(), Box::new(w), pipe, first, count, o.reverse);
+        link.attach(slot.stats(), run);
+        return Ok(slot);
+    }
     Ok(Slot::new(o.kind.name(), out, pipe, first, count, o.reverse))
 }
 
@@ -336,7 +363,11 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
     let outs = s
         .outputs
         .iter()
-        .map(|o| open_output(&s, o, leds, lib.max_channels() as usize, &path))
+        .enumerate()
+        .map(|(i, o)| {
+            let channels = lib.max_channels() as usize;
+            open_output(&s, o, i, &links.stats, leds, channels, &path)
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     // Socket: explicit paths must work; the defaults may be missing.
@@ -533,6 +564,7 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
                 (None, Some(d)) => Box::new(d),
                 (None, None) => Box::new(Monotonic),
             };
+            let clock = LoopTimer::new(clock, player_links.stats.clone());
             let mut p = Player::with_outputs(bundle, clock, outs, &player_links, pcfg);
             if let Some(w) = publish {
                 p.publish_frames(w);

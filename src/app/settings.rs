@@ -68,6 +68,15 @@ pub enum SettingsError {
         /// The missing key.
         key: &'static str,
     },
+    /// An `[[output]]` table has a key its kind does not use.
+    KeyNotForKind {
+        /// 1-based table number.
+        n: usize,
+        /// The kind.
+        kind: &'static str,
+        /// The key.
+        key: &'static str,
+    },
     /// `gpio-clocked` with a chip that is not clocked.
     NotClocked(usize, ChipKind),
     /// `record` on an output that is already a record or has no hardware.
@@ -165,6 +174,11 @@ impl fmt::Display for SettingsError {
             SettingsError::TableNeedsKey { n, kind, key } => {
                 write!(f, "[[output]] {n} (kind = \"{kind}\") needs {key}")
             }
+            SettingsError::KeyNotForKind { n, kind, key } => write!(
+                f,
+                "[[output]] {n} (kind = \"{kind}\"): {key} does not apply to a {kind} output (it is for {}): remove it",
+                kinds_using(key)
+            ),
             SettingsError::NotClocked(n, c) => write!(
                 f,
                 "[[output]] {n}: gpio-clocked drives apa102, sk9822 or ws2801, not {c}: wire a {c} to SPI MOSI (GPIO10) with kind = \"spi\""
@@ -833,16 +847,11 @@ fn output_table(
     board: Option<&Board>,
 ) -> Result<OutputSettings, SettingsError> {
     let kind_name = t.kind.ok_or(SettingsError::TableNeedsKind(n))?;
-    let name = match kind_name {
-        OutputKindName::Spi => "spi",
-        OutputKindName::GpioClocked => "gpio-clocked",
-        OutputKindName::Gpio => "gpio",
-        OutputKindName::Wire => "wire",
-        OutputKindName::Capture => "capture",
-        OutputKindName::Term => "term",
-        OutputKindName::Null => "null",
-    };
+    let name = self::kind_name(kind_name);
     let need = |key: &'static str| SettingsError::TableNeedsKey { n, kind: name, key };
+    if let Some(key) = stray_key(t, kind_name) {
+        return Err(SettingsError::KeyNotForKind { n, kind: name, key });
+    }
     let chip = match t.chip {
         Some(k) => {
             let mut c = ChipSettings::new(k);
@@ -938,6 +947,74 @@ fn output_table(
         },
         record: t.record.clone(),
     })
+}
+
+/// The `[[output]]` keys that belong to some kinds only, with the kinds
+/// that use them (`kind`, the slice and the colour keys apply to every
+/// kind; `record` has its own error, [`SettingsError::RecordOnHost`]).
+const KIND_KEYS: [(&str, &[OutputKindName]); 11] = {
+    use OutputKindName::*;
+    [
+        ("path", &[Wire, Capture]),
+        ("chip", &[Spi, GpioClocked, Wire]),
+        ("color_order", &[Spi, GpioClocked, Wire]),
+        ("bus", &[Spi]),
+        ("cs", &[Spi]),
+        ("hz", &[Spi, GpioClocked]),
+        ("data_pin", &[GpioClocked]),
+        ("clock_pin", &[GpioClocked]),
+        ("pins", &[Gpio]),
+        ("threshold", &[Gpio]),
+        ("pwm_hz", &[Gpio]),
+    ]
+};
+
+/// The first key of `t`, in [`KIND_KEYS`] order, that `kind` does not use.
+fn stray_key(t: &OutputConfig, kind: OutputKindName) -> Option<&'static str> {
+    let set = |key: &str| match key {
+        "path" => t.path.is_some(),
+        "chip" => t.chip.is_some(),
+        "color_order" => t.color_order.is_some(),
+        "bus" => t.bus.is_some(),
+        "cs" => t.cs.is_some(),
+        "hz" => t.hz.is_some(),
+        "data_pin" => t.data_pin.is_some(),
+        "clock_pin" => t.clock_pin.is_some(),
+        "pins" => t.pins.is_some(),
+        "threshold" => t.threshold.is_some(),
+        "pwm_hz" => t.pwm_hz.is_some(),
+        _ => false,
+    };
+    KIND_KEYS
+        .iter()
+        .find(|(key, kinds)| set(key) && !kinds.contains(&kind))
+        .map(|(key, _)| *key)
+}
+
+/// The kinds that use `key`, as a list for a message ("spi, gpio-clocked").
+fn kinds_using(key: &str) -> String {
+    let kinds = KIND_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(&[][..], |(_, kinds)| *kinds);
+    kinds
+        .iter()
+        .map(|k| kind_name(*k))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A kind as `[[output]] kind` spells it.
+fn kind_name(k: OutputKindName) -> &'static str {
+    match k {
+        OutputKindName::Spi => "spi",
+        OutputKindName::GpioClocked => "gpio-clocked",
+        OutputKindName::Gpio => "gpio",
+        OutputKindName::Wire => "wire",
+        OutputKindName::Capture => "capture",
+        OutputKindName::Term => "term",
+        OutputKindName::Null => "null",
+    }
 }
 
 /// Check every pin the outputs and buttons use against the board (the
@@ -1377,6 +1454,74 @@ mod tests {
             );
         }
         assert!(err("play", &format!("{TWO}[led]\ncount = 3")).contains("use one of them"));
+    }
+
+    #[test]
+    fn a_key_the_kind_does_not_use_is_refused_naming_key_and_kind() {
+        let e = |t: &str| err("play", &format!("[[output]]\n{t}"));
+        let cases = [
+            (
+                "kind = \"gpio\"\npins = [5]\nchip = \"apa102\"",
+                "gpio",
+                "chip",
+            ),
+            (
+                "kind = \"spi\"\nchip = \"apa102\"\npins = [5]",
+                "spi",
+                "pins",
+            ),
+            (
+                "kind = \"spi\"\nchip = \"apa102\"\ndata_pin = 5",
+                "spi",
+                "data_pin",
+            ),
+            (
+                "kind = \"spi\"\nchip = \"apa102\"\npath = \"/w\"",
+                "spi",
+                "path",
+            ),
+            (
+                "kind = \"gpio-clocked\"\nchip = \"apa102\"\ndata_pin = 5\nclock_pin = 6\nbus = 1",
+                "gpio-clocked",
+                "bus",
+            ),
+            (
+                "kind = \"wire\"\nchip = \"apa102\"\npath = \"/w\"\nhz = 8000000",
+                "wire",
+                "hz",
+            ),
+            (
+                "kind = \"capture\"\npath = \"/c\"\nchip = \"apa102\"",
+                "capture",
+                "chip",
+            ),
+            ("kind = \"term\"\nthreshold = 9", "term", "threshold"),
+            ("kind = \"null\"\ncs = 1", "null", "cs"),
+            ("kind = \"gpio\"\npins = [5]\nhz = 100", "gpio", "hz"),
+        ];
+        for (table, kind, key) in cases {
+            let msg = e(table);
+            assert_eq!(
+                msg,
+                SettingsError::KeyNotForKind { n: 1, kind, key }.to_string(),
+                "{table}"
+            );
+            assert!(!msg.contains('\n'));
+            assert!(msg.contains(&format!("{key} does not apply to a {kind} output")));
+        }
+        assert_eq!(
+            e("kind = \"term\"\npwm_hz = 5"),
+            "[[output]] 1 (kind = \"term\"): pwm_hz does not apply to a term output (it is for gpio): remove it"
+        );
+        // The table number is the table's place in the list.
+        let two = "[[output]]\nkind = \"null\"\n[[output]]\nkind = \"term\"\nbus = 0";
+        assert!(err("play", two).starts_with("[[output]] 2 (kind = \"term\"): bus"));
+        // Keys every kind uses are accepted on every kind.
+        let s = resolve(
+            "play",
+            "[[output]]\nkind = \"term\"\nfirst = 1\ncount = 2\nreverse = true\ngamma = 1.5\nbrightness = 0.5\nmax_current_ma = 100",
+        );
+        assert_eq!(s.outputs[0].kind, OutputKind::Term);
     }
 
     #[test]

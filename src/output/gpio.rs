@@ -15,7 +15,9 @@
 //! began. On a Pi Zero one GPIO write takes a few tens of ns, so rates up to
 //! [`crate::app::settings::MAX_BITBANG_HZ`] (4 MHz) are reachable; a
 //! 300-LED APA102 frame (1224 bytes) is then 2.5 ms, at the default 2 MHz
-//! 4.9 ms, inside a 20 ms period. The send runs on the frame loop.
+//! 4.9 ms, inside a 20 ms period. The send runs on the frame loop when this
+//! is the first output, else on its own worker thread
+//! ([`super::worker`]), so that it delays no other output.
 //!
 //! `gpio` maps the slice's channel values, in order (LED `first`'s R, G, B,
 //! then the next LED's), to its pins: a pin is high when its value is at or
@@ -264,7 +266,7 @@ impl<P: Pins + 'static> PinsOutput<P> {
                 let thread = std::thread::Builder::new()
                     .name("rowplay-pwm".into())
                     .stack_size(64 << 10)
-                    .spawn(move || pwm_loop(&mut pins, &d, &s, hz))?;
+                    .spawn(move || pwm_loop(&mut pins, &d, &s, hz, &mut crate::clock::Monotonic))?;
                 let pwm = Pwm {
                     duty,
                     stop,
@@ -351,11 +353,16 @@ impl<P: Pins + 'static> Drop for PinsOutput<P> {
 }
 
 /// Software PWM: each period raise every pin with a non-zero duty, lower
-/// each after `duty / 255` of the period, in order of duty.
-fn pwm_loop<P: Pins>(pins: &mut P, duty: &[AtomicU8], stop: &AtomicBool, hz: u32) {
-    use crate::clock::{Clock, Monotonic};
+/// each after `duty / 255` of the period, in order of duty. Timed by
+/// `clock` (the monotonic clock; a mock one in tests).
+fn pwm_loop<P: Pins, C: crate::clock::Clock>(
+    pins: &mut P,
+    duty: &[AtomicU8],
+    stop: &AtomicBool,
+    hz: u32,
+    clock: &mut C,
+) {
     let period = 1_000_000_000 / u64::from(hz.max(1));
-    let mut clock = Monotonic;
     let mut order: Vec<(u8, usize)> = Vec::with_capacity(duty.len());
     let mut start = clock.now_ns();
     while !stop.load(Relaxed) {
@@ -426,6 +433,136 @@ mod tests {
                 assert_eq!(decode(&enc, &wire).unwrap(), px, "{chip}");
             }
         }
+    }
+
+    /// Pins that log each level change with the mock clock's time, and
+    /// stop the PWM loop once `until` is reached.
+    struct TimedPins {
+        clock: crate::clock::MockClock,
+        changes: Vec<(u64, usize, bool)>,
+        stop: Arc<AtomicBool>,
+        until: u64,
+    }
+
+    impl Pins for TimedPins {
+        fn set(&mut self, i: usize, high: bool) {
+            use crate::clock::Clock;
+            let t = self.clock.now_ns();
+            self.changes.push((t, i, high));
+            if t >= self.until {
+                self.stop.store(true, Relaxed);
+            }
+        }
+    }
+
+    /// Fraction of `0..end` that pin `i` spent high, from its changes.
+    fn high_fraction(changes: &[(u64, usize, bool)], i: usize, end: u64) -> f64 {
+        let (mut high_since, mut total) = (None, 0u64);
+        for &(t, _, high) in changes.iter().filter(|c| c.1 == i) {
+            match (high, high_since) {
+                (true, None) => high_since = Some(t.min(end)),
+                (false, Some(s)) => {
+                    total += t.min(end) - s;
+                    high_since = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = high_since {
+            total += end - s;
+        }
+        total as f64 / end as f64
+    }
+
+    #[test]
+    fn software_pwm_holds_each_pin_high_for_its_share_of_the_period() {
+        const HZ: u32 = 100;
+        const PERIODS: u64 = 50;
+        let period = 1_000_000_000 / u64::from(HZ);
+        let values = [0u8, 1, 64, 128, 200, 255];
+        let duty: Vec<AtomicU8> = values.iter().map(|v| AtomicU8::new(*v)).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut clock = crate::clock::MockClock::new(0);
+        let mut pins = TimedPins {
+            clock: clock.clone(),
+            changes: Vec::new(),
+            stop: stop.clone(),
+            until: PERIODS * period,
+        };
+        pwm_loop(&mut pins, &duty, &stop, HZ, &mut clock);
+        let end = PERIODS * period;
+        for (i, v) in values.iter().enumerate() {
+            let got = high_fraction(&pins.changes, i, end);
+            let want = f64::from(*v) / 255.0;
+            assert!(
+                (got - want).abs() < 0.05,
+                "pin {i} value {v}: high {got:.3} of the time, want {want:.3}"
+            );
+            let rises = pins.changes.iter().filter(|c| c.1 == i && c.2).count() as u64;
+            match v {
+                // Never raised: a pin already low is set low again.
+                0 => assert_eq!(rises, 0, "pin {i}"),
+                // Raised every period, each rise a new level only after a fall.
+                1..=254 => assert!(rises >= PERIODS, "pin {i}: {rises} rises"),
+                _ => {
+                    let falls = pins.changes.iter().filter(|c| c.1 == i && !c.2).count();
+                    // Only the stop lowers it.
+                    assert_eq!(falls, 1, "pin {i}");
+                }
+            }
+        }
+        // Stopped: every pin low at the end.
+        for i in 0..values.len() {
+            let last = pins.changes.iter().rev().find(|c| c.1 == i).unwrap();
+            assert!(!last.2, "pin {i} left high");
+        }
+    }
+
+    /// Pins that count rising and falling edges per pin, shared with the
+    /// test while the PWM thread drives them.
+    #[derive(Clone)]
+    struct EdgeCount {
+        level: Arc<[AtomicBool]>,
+        rises: Arc<[std::sync::atomic::AtomicU64]>,
+        falls: Arc<[std::sync::atomic::AtomicU64]>,
+    }
+
+    impl Pins for EdgeCount {
+        fn set(&mut self, i: usize, high: bool) {
+            if self.level[i].swap(high, Relaxed) != high {
+                let c = if high { &self.rises[i] } else { &self.falls[i] };
+                c.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    #[test]
+    fn the_pwm_thread_toggles_only_pins_with_a_partial_value() {
+        use std::sync::atomic::AtomicU64;
+        let n = 3;
+        let pins = EdgeCount {
+            level: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            rises: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            falls: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        };
+        let seen = pins.clone();
+        let mut o = PinsOutput::new(pins, n, 128, Some(1000), None, None).unwrap();
+        o.prepare(&[0, 100, 255]);
+        o.send(&FrameMeta::default()).unwrap();
+        // Wait for a few periods by counting them, not by the clock.
+        while seen.falls[1].load(Relaxed) < 5 {
+            std::thread::yield_now();
+        }
+        assert_eq!(seen.rises[0].load(Relaxed), 0, "value 0 stays low");
+        assert_eq!(seen.rises[2].load(Relaxed), 1, "value 255 stays high");
+        assert_eq!(seen.falls[2].load(Relaxed), 0);
+        assert!(seen.level[2].load(Relaxed));
+        assert!(seen.rises[1].load(Relaxed) >= 5);
+        o.finish();
+        assert!(
+            seen.level.iter().all(|l| !l.load(Relaxed)),
+            "all low after finish"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! per chip protocol, which share [`order`]). Host outputs make the pipeline visible without hardware:
 //! [`term`] (terminal preview), [`record`] (`capture:` pixels and `wire:`
 //! encoded bytes, written by a background thread), and [`Null`].
+//! [`worker`] gives a hardware output a thread of its own with a one-frame
+//! hand-off, so that a slow output cannot delay the others.
 
 pub mod apa102;
 pub mod chip;
@@ -19,6 +21,7 @@ pub mod record;
 pub mod sk9822;
 pub mod spi;
 pub mod term;
+pub mod worker;
 pub mod ws2801;
 pub mod ws2812;
 

@@ -64,8 +64,23 @@ fn play(dir: &std::path::Path, config: &str, extra: &[&str]) -> std::process::Ou
 #[test]
 fn three_outputs_each_record_their_slice_of_every_row() {
     let dir = tempfile::tempdir().unwrap();
-    let o = play(dir.path(), CONFIG, &[]);
+    let stats = dir.path().join("stats.json");
+    let o = play(
+        dir.path(),
+        CONFIG,
+        &["--stats-json", stats.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let outs = st["outputs"].as_array().unwrap();
+    // The first output is written by the frame loop, the others by a
+    // worker thread each.
+    let workers: Vec<bool> = outs
+        .iter()
+        .map(|o| o["worker"].as_bool().unwrap())
+        .collect();
+    assert_eq!(workers, [false, true, true]);
     let a = named("a", 1, 10, 12);
     let data = &a.array.data;
     let px = |row: u32, led: usize| -> [u8; 3] {
@@ -80,9 +95,22 @@ fn three_outputs_each_record_their_slice_of_every_row() {
         ("spidev0.1.wire", ChipKind::Sk9822, 4, 8, true, false),
         ("gpio5-6.edges", ChipKind::Ws2801, 2, 6, false, true),
     ];
-    for (file, chip, first, count, reverse, edges) in cases {
+    for (i, (file, chip, first, count, reverse, edges)) in cases.into_iter().enumerate() {
         let recs = parse_records(&std::fs::read(dir.path().join(file)).unwrap()).unwrap();
-        assert_eq!(recs.len(), 14, "{file}: blank + 12 frames + final blank");
+        // A worker that was still busy when the next frame came dropped the
+        // frame waiting for it (counted); every other frame is recorded.
+        let dropped = outs[i]["dropped"].as_u64().unwrap();
+        assert_eq!(
+            recs.len() as u64 + dropped,
+            14,
+            "{file}: blank + 12 frames + final blank"
+        );
+        assert!(i > 0 || dropped == 0, "the first output drops nothing");
+        assert_eq!(
+            recs.last().map(|r| r.meta.array),
+            Some(ALL_OFF),
+            "{file}: the final blank is written"
+        );
         let enc = Encoder::new(ChipSettings::new(chip), count);
         for r in &recs {
             let wire = if edges {

@@ -6,6 +6,7 @@ use rowplay::color::{ColorSettings, Pipeline};
 use rowplay::library::Library;
 use rowplay::output::chip::{ChipKind, ChipSettings, Encoder};
 use rowplay::output::record::{FileSink, Recorder};
+use rowplay::output::worker::{Worker, WorkerOptions};
 use rowplay::output::{FrameMeta, Output, OutputError, Tee, ALL_OFF};
 use rowplay::player::{
     Bundle, Command, CommandQueue, Links, Order, Player, PlayerConfig, PlaylistItem, RetiredQueue,
@@ -511,6 +512,21 @@ fn the_frame_loop_never_allocates() {
             true,
         ),
     ];
+    // Two outputs behind worker threads, as `play` builds the hardware
+    // outputs after the first; each worker thread counts its own
+    // allocations from its first frame on.
+    let mut outs = outs;
+    for (first, count) in [(1, 8), (0, 10)] {
+        let inner = Box::new(Tee::new(
+            Box::new(CountOnThisThread),
+            wire(&format!("w{first}.wire"), enc(ChipKind::Apa102, count)),
+        ));
+        let w = Worker::spawn(inner, count * 3, WorkerOptions::default()).unwrap();
+        let link = w.link();
+        let slot = Slot::new("spi", Box::new(w), pipe(2.2, None, 3), first, count, false);
+        link.attach(slot.stats(), &stats);
+        outs.push(slot);
+    }
     let mut pl = Player::with_outputs(
         Box::new(Bundle::new(lib.clone(), items).unwrap()),
         MockClock::new(0),
@@ -569,11 +585,24 @@ fn the_frame_loop_never_allocates() {
     assert_eq!(stats.frames.load(Relaxed), 3000);
     assert_eq!(stats.commands.load(Relaxed), 11);
     assert!(retired.dequeue().is_some());
-    let outs = stats.outputs.get().unwrap();
-    assert_eq!(outs.len(), 4);
-    for o in outs {
+    let outs = stats.outputs.get().unwrap().clone();
+    assert_eq!(outs.len(), 6);
+    for o in &outs {
         assert_eq!(o.frames.load(Relaxed), 3000);
         assert_eq!(o.write_ns.count(), 3000);
+    }
+    pl.finish();
+    assert_eq!(
+        ALLOCS.load(SeqCst),
+        0,
+        "a worker thread allocated or freed memory"
+    );
+    for o in &outs[4..] {
+        // The start frame, the 3000 frames and the final all-off frame:
+        // each written or counted as dropped.
+        let written = o.device_ns.count();
+        assert!(written > 0);
+        assert_eq!(written + o.dropped.load(Relaxed), 3002);
     }
     // Every tick is in it, one period apart, woken and sent at or after
     // its deadline (the mock clock never runs early).
@@ -587,7 +616,112 @@ fn the_frame_loop_never_allocates() {
     assert!(recs
         .iter()
         .all(|r| r.woke_ns >= r.deadline_ns && r.sent_ns >= r.woke_ns));
+}
+
+/// Switches allocation counting on for the thread that sends through it
+/// (a worker thread), from its first frame on.
+struct CountOnThisThread;
+
+impl Output for CountOnThisThread {
+    fn prepare(&mut self, _: &[u8]) {
+        COUNTING.with(|c| c.set(true));
+    }
+    fn send(&mut self, _: &FrameMeta) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn finish(&mut self) {
+        COUNTING.with(|c| c.set(false));
+    }
+}
+
+/// A device that blocks in its write until the test lets it go.
+struct Gate {
+    entered: std::sync::mpsc::Sender<FrameMeta>,
+    go: std::sync::mpsc::Receiver<()>,
+}
+
+impl Output for Gate {
+    fn prepare(&mut self, _: &[u8]) {}
+    fn send(&mut self, meta: &FrameMeta) -> Result<(), OutputError> {
+        let _ = self.entered.send(*meta);
+        let _ = self.go.recv();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_blocked_output_behind_a_worker_never_delays_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pack(dir.path(), vec![named("a", 1, 40, 6)], 8);
+    let lib = Arc::new(Library::open(&p, &Default::default()).unwrap());
+    let links = Links::new();
+    let (cap, after) = (Cap::default(), Cap::default());
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let gate = Gate {
+        entered: entered_tx,
+        go: go_rx,
+    };
+    let plain = || Pipeline::new(ColorSettings::default(), 3);
+    let w = Worker::spawn(Box::new(gate), 18, WorkerOptions::default()).unwrap();
+    let link = w.link();
+    let outs = vec![
+        Slot::new("spi", Box::new(cap.clone()), plain(), 0, 6, false),
+        Slot::new("spi", Box::new(w), plain(), 0, 6, false),
+        // An output after the blocked one.
+        Slot::new("wire", Box::new(after.clone()), plain(), 0, 6, false),
+    ];
+    link.attach(outs[1].stats(), &links.stats);
+    let mut pl = Player::with_outputs(
+        Box::new(Bundle::new(lib.clone(), vec![PlaylistItem::once(0)]).unwrap()),
+        MockClock::new(0),
+        outs,
+        &links,
+        PlayerConfig {
+            fps: 50,
+            force_fps: false,
+            leds: 6,
+            order: Order::Loop,
+            max_frames: None,
+            max_ns: None,
+            start: None,
+            seed: 1,
+        },
+    );
+    // Dropped before the player, so that a failed assertion lets a blocked
+    // write end instead of hanging the worker's join.
+    let go = go;
+    pl.start();
+    // The worker is inside the write of the start frame and stays there.
+    assert_eq!(entered.recv().unwrap().array, ALL_OFF);
+    // Ten frames go out to the other outputs meanwhile.
+    pl.run_frames(10);
+    for c in [&cap, &after] {
+        assert_eq!(c.frames.lock().unwrap().len(), 11, "start frame + 10");
+    }
+    assert_eq!(
+        cap.frames.lock().unwrap().clone(),
+        after.frames.lock().unwrap().clone()
+    );
+    let o = links.stats.outputs.get().unwrap()[1].clone();
+    // The player counts the frames of the loop (not the start frame).
+    assert_eq!(o.frames.load(Relaxed), 10);
+    // Frame 1 waits in the slot; frames 2..=10 each replaced the one
+    // before.
+    assert_eq!(o.dropped.load(Relaxed), 9);
+    assert_eq!(links.stats.output_dropped.load(Relaxed), 9);
+    assert_eq!(o.device_ns.count(), 0, "still inside the first write");
+    // Let the start frame through: the worker takes the newest frame.
+    go.send(()).unwrap();
+    let last = cap.frames.lock().unwrap()[10].0;
+    assert_eq!(entered.recv().unwrap(), last);
+    // Then that one and the final all-off frame.
+    go.send(()).unwrap();
+    go.send(()).unwrap();
     pl.finish();
+    assert_eq!(entered.recv().unwrap().array, ALL_OFF);
+    assert_eq!(o.device_ns.count(), 3);
+    assert_eq!(o.dropped.load(Relaxed), 9);
 }
 
 #[test]
