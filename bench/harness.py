@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import ktrace
+import samecpu
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -393,10 +394,13 @@ def check_jumps(recs, jumps, index_of, npy_dir, t_stop):
 
 
 def play_with_jumps(rowplay, pack, npy_dir, names, index_of, *, name, jumps, interval,
-                    limits=None, seconds_after=0.3, seed=None):
+                    limits=None, seconds_after=0.3, seed=None, prefix=(), extra=(),
+                    on_ready=None):
     """`rowplay play` with random jumps over the socket, checked on the capture.
 
-    interval: (lo, hi) seconds between jumps, drawn uniformly."""
+    interval: (lo, hi) seconds between jumps, drawn uniformly. prefix: put
+    before the command (`taskset -c 1`); extra: more options for play;
+    on_ready: called with the player's {tid: thread name} once it serves."""
     sock = os.path.join(OUT, f"{name}.sock")
     cap = os.path.join(OUT, f"{name}.capture")
     stats = os.path.join(OUT, f"{name}.stats.json")
@@ -405,16 +409,21 @@ def play_with_jumps(rowplay, pack, npy_dir, names, index_of, *, name, jumps, int
             os.remove(p)
     rng = random.Random(seed)
     targets = rng.sample(names, min(jumps, len(names)))
-    cmd = [rowplay, "play", pack, "--output", f"capture:{cap}", "--fps", "50",
-           "--seconds", "100000", "--rt-priority", "50", "--socket", sock,
-           "--stats-json", stats, "--gamma", "1", "--brightness", "1"]
+    cmd = list(prefix) + [rowplay, "play", pack, "--output", f"capture:{cap}", "--fps", "50",
+                          "--seconds", "100000", "--rt-priority", "50", "--socket", sock,
+                          "--stats-json", stats, "--gamma", "1", "--brightness", "1"]
+    cmd += list(extra)
     child = Child(cmd, name, limits)
     t0 = time.monotonic_ns()
     done = []
+    threads = {}
     try:
         ctl = Ctl(sock)
         ctl.cmd("status")
         ready_ns = time.monotonic_ns() - t0
+        threads = samecpu.thread_ids(child.p.pid)
+        if on_ready:
+            on_ready(threads)
         time.sleep(0.1)
         for n in targets:
             t_send = time.monotonic_ns()
@@ -435,7 +444,7 @@ def play_with_jumps(rowplay, pack, npy_dir, names, index_of, *, name, jumps, int
     if child.p.poll() is None:
         child.p.send_signal(signal.SIGTERM)
     r = child.wait(60)
-    out = {"ready_ns": ready_ns, "peak_rss_bytes": None, "ok": False}
+    out = {"ready_ns": ready_ns, "peak_rss_bytes": None, "ok": False, "threads": threads}
     why = failure(r) if r.get("signal") or r["rc"] != 0 else None
     if err or why:
         out["error"] = why or err
@@ -513,6 +522,88 @@ def realtime_test(rowplay, pack, npy_dir, names, index_of, *, seconds, stress, l
         if s["rc"] not in (0, None) and s.get("signal") is None:
             res["stress_error"] = failure(s)
     return res
+
+
+def realtime_same_cpu(rowplay, pack, npy_dir, names, index_of, *, seconds, limits,
+                      interval, seed):
+    """The player and cyclictest on one CPU at the same priority and period,
+    under stress-ng, both with raw latencies (see bench/samecpu.py)."""
+    logs = os.path.join(OUT, "logs")
+    wake_log = os.path.join(OUT, "realtime-samecpu.wakes.csv")
+    if os.path.exists(wake_log):
+        os.remove(wake_log)
+    st = Child(samecpu.stress_cmd(seconds + 1), "stress-ng-samecpu")
+    time.sleep(1.0)  # let the load build up
+    trace = ktrace.TimerTrace(seconds, kb_per_s=samecpu.TRACE_KB_PER_S)
+    trace.start()  # before cyclictest: its first wake-up is its first sample
+    ct = Child(samecpu.cyclictest_cmd(seconds), "cyclictest-samecpu")
+    time.sleep(0.2)
+    ct_tids = set(samecpu.thread_ids(ct.p.pid))
+
+    def focus(threads):
+        trace.focus({t for t, n in threads.items() if n == ktrace.PLAYER}, ct_tids)
+    jumps = max(1, int(seconds / interval) - 1)
+    pl = play_with_jumps(rowplay, pack, npy_dir, names, index_of, name="realtime-samecpu",
+                         jumps=jumps, interval=(interval, interval), limits=limits,
+                         seconds_after=max(0.3, seconds - jumps * interval), seed=seed,
+                         prefix=samecpu.pinned([]), extra=["--wake-log", wake_log],
+                         on_ready=focus)
+    c = ct.wait(seconds + 60)  # done before the trace stops: all its wake-ups kept
+    pids = ct_tids | {t for t, n in pl.get("threads", {}).items() if n == ktrace.PLAYER}
+    tr = trace.stop(save_to=os.path.join(logs, "ktrace-samecpu.txt"), pids=pids or None)
+    s = st.wait(seconds + 60)
+    res = {"load": "same CPU, stress-ng cpu+io+vm", "seconds": seconds, "player": pl,
+           "pids": sorted(pids)}
+    if c["rc"] != 0 or not samecpu.cyclictest_ns(c["stdout"]):
+        res["cyclictest_error"] = failure(c) or "no samples"
+    if s["rc"] not in (0, None) and s.get("signal") is None:
+        res["stress_error"] = failure(s)
+    if not pl.get("ok"):
+        return res
+    res["compare"], att = samecpu.analyse(
+        wake_log, os.path.join(logs, "ktrace-samecpu.txt") if tr else None, c["stdout"],
+        pl["stats"]["deadline_misses"], pids or None, tr[2] if tr else 1)
+    res["miss_attribution"] = att
+    res["miss_attribution_text"] = ktrace.summary(att, trace.steal_ms) or trace.why
+    return res
+
+
+def same_cpu_main(a, rowplay, limits, seed):
+    """`bench/run --same-cpu`: only the same-CPU realtime comparison."""
+    n = max(int(x) for x in (a.arrays or ("200" if a.quick else "10000")).split(","))
+    seconds = a.rt_seconds or (3.0 if a.quick else 60.0)
+    d = os.path.join(OUT, "data", f"n{n}_{a.shape.replace(',', 'x')}")
+    subprocess.run([PY, os.path.join(HERE, "make_workload.py"), d, "--arrays", str(n),
+                    "--shape", a.shape], check=True)
+    pack = d + ".rowpack"
+    subprocess.run([rowplay, "pack", d, "-o", pack], check=True, stdout=subprocess.DEVNULL)
+    info = json.loads(subprocess.run([rowplay, "inspect", pack, "--json"], check=True,
+                                     capture_output=True, text=True).stdout)
+    index_of = {x["name"]: x["index"] for x in info["arrays"]}
+    load0 = os.getloadavg()
+    drop_caches()
+    log(f"same-CPU realtime test, {n} arrays, {seconds:.0f} s")
+    t = realtime_same_cpu(rowplay, pack, d, sorted(index_of), index_of, seconds=seconds,
+                          limits=limits, interval=1.0, seed=seed)
+    load1 = os.getloadavg()
+    m = machine()
+    L = ["# rowplay: player and cyclictest on one CPU", "",
+         f"- Machine: {m['cpu']}, {m['cores']} cores, kernel {m['kernel']}, preemption "
+         f"{m.get('preemption', 'unknown')}",
+         f"- Command: `bench/run {' '.join(sys.argv[1:])}`; {n} arrays, a jump every second",
+         f"- Load average (1/5/15 min) before {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
+         f"after {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}", ""]
+    if "compare" in t:
+        L += samecpu.report(t["compare"], seconds, "Same CPU")
+        L += [f"Kernel trace: {t['miss_attribution_text']}", ""]
+    else:
+        L += [f"FAILED: {t['player'].get('error')} {t.get('cyclictest_error') or ''}", ""]
+    t["load_before"], t["load_after"] = load0, load1
+    with open(os.path.join(OUT, "samecpu.json"), "w") as f:
+        json.dump(t, f, indent=1)
+    with open(os.path.join(OUT, "samecpu.md"), "w") as f:
+        f.write("\n".join(L))
+    print("\n".join(L))
 
 
 # ---------------------------------------------------------------- report
@@ -817,6 +908,10 @@ def main():
     ap.add_argument("--memory-cap", choices=["auto", "ulimit"], default="auto",
                     help="auto: a cgroup when the machine allows one, else ulimit -v; "
                          "ulimit: always ulimit -v")
+    ap.add_argument("--same-cpu", action="store_true",
+                    help="only the realtime test with the player and cyclictest both on "
+                         "CPU 1 under stress-ng (bench/samecpu.py); results in "
+                         "bench/out/samecpu.md")
     if sys.argv[1:2] == ["python-reader"]:
         return python_only(sys.argv[2:])
     a = ap.parse_args()
@@ -829,6 +924,8 @@ def main():
     os.makedirs(os.path.join(OUT, "logs"), exist_ok=True)
     rowplay = find_rowplay()
     limits = PiLimits(mode=a.memory_cap)
+    if a.same_cpu:
+        return same_cpu_main(a, rowplay, limits, seed)
     res = {
         "machine": machine(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -21,6 +21,13 @@ the player's own timestamps. Each miss is then put in one of these classes:
 - `no-trace`: the trace does not reach back to it (a full ring drops its
   oldest events) or has no wake-up for it.
 
+The same trace also keeps every wake-up of cyclictest's measuring thread
+(`cyclic_wakes`: the realtime `cyclictest` thread, told from its
+non-realtime main thread by priority), so that cyclictest's samples can be
+placed on the same clock, and every switch to the player thread with the
+task it took the CPU from (`switches_in`; `cyclic_switches` for
+cyclictest).
+
 Needs root and tracefs; when either is missing the benchmark says so and
 goes on without attribution. The kernel has one trace for the whole
 machine: run one benchmark at a time.
@@ -33,6 +40,10 @@ import subprocess
 
 PLAYER = "rowplay-player"
 MISS_LOG_LEN = 64  # misses the player keeps in `recent_misses` (src/stats.rs)
+SWITCH = re.compile(r"prev_comm=(.*?) prev_pid=\d+ prev_prio=\d+ prev_state=(\S+) ==> "
+                    r"next_comm=(.*?) next_pid=(\d+)")
+PID = re.compile(r"\bpid=(\d+)")
+PRIO = re.compile(r"\bprio=(\d+)")
 EVENT = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+)\.(\d+): (\w+): (.*)$")
 
 
@@ -61,7 +72,7 @@ def steal_ticks():
 
 
 class TimerTrace:
-    def __init__(self, seconds):
+    def __init__(self, seconds, kb_per_s=30):
         self.dir = _tracefs() if os.geteuid() == 0 else None
         self.why = None if self.dir else "no tracefs or not root: misses not attributed"
         # Measured: ~400 events per second per CPU under the stress load,
@@ -71,9 +82,12 @@ class TimerTrace:
         # what it kept are reported as `no-trace` rather than guessed at.
         ram_kb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
         cap = max(1024, min(262144, ram_kb // 8 // (os.cpu_count() or 1)))
-        self.kb = int(min(cap, max(4096, seconds * 30)))
+        self.kb = int(min(cap, max(4096, seconds * kb_per_s)))
         self.saved = {}
         self.steal0 = None
+        self.cyclic_wakes = []  # t_ns of each wake-up of cyclictest's timed thread
+        self.switches_in = []  # (t_ns, cpu, prev_comm, prev_state) into the player
+        self.cyclic_switches = []  # the same, into cyclictest's timed thread
 
     def _w(self, name, value):
         with open(os.path.join(self.dir, name), "w") as f:
@@ -96,19 +110,48 @@ class TimerTrace:
             self._w("trace_clock", "mono")
             self._w("buffer_size_kb", str(self.kb))
             self._w("trace", "")
-            self._w("events/sched/sched_waking/filter", f'comm == "{PLAYER}"')
+            # Kernel priorities below 100 are realtime: cyclictest's timed
+            # thread, not its main thread.
+            self._w("events/sched/sched_waking/filter",
+                    f'comm == "{PLAYER}" || (comm == "cyclictest" && prio < 100)')
             self._w("events/sched/sched_waking/enable", "1")
+            self._w("events/sched/sched_switch/filter",
+                    f'next_comm == "{PLAYER}" || (next_comm == "cyclictest" && next_prio < 100)')
+            self._w("events/sched/sched_switch/enable", "1")
             self._w("events/timer/hrtimer_expire_entry/enable", "1")
             self._w("tracing_on", "1")
         except OSError as e:
             self.why = f"tracefs not usable ({e}): misses not attributed"
             self.dir = None
 
-    def stop(self, save_to=None):
+    def focus(self, player, cyclictest=()):
+        """From now on record wake-ups and switches of these thread ids only
+        (the player's and cyclictest's, once they exist; cyclictest's timed
+        thread still told by its realtime priority): other threads of the
+        same names on a shared machine would fill the ring."""
+        if not self.dir or not (player or cyclictest):
+            return
+        wake = [f"pid == {t}" for t in sorted(player)]
+        switch = [f"next_pid == {t}" for t in sorted(player)]
+        if cyclictest:
+            wake.append("((" + " || ".join(f"pid == {t}" for t in sorted(cyclictest))
+                        + ") && prio < 100)")
+            switch.append("((" + " || ".join(f"next_pid == {t}" for t in sorted(cyclictest))
+                          + ") && next_prio < 100)")
+        try:
+            self._w("events/sched/sched_waking/filter", " || ".join(wake))
+            self._w("events/sched/sched_switch/filter", " || ".join(switch))
+        except OSError as e:
+            self.why = f"trace filter not set ({e})"
+
+    def stop(self, save_to=None, pids=None):
         """Stop tracing and read the trace: (per-CPU sorted expiry times,
         player wake-ups as (t_ns, cpu), events lost, per-CPU name of the
         task each expiry interrupted), or None. `save_to`: also keep the raw
-        trace there, to look at the CPUs around a miss."""
+        trace there, to look at the CPUs around a miss. `pids`: the thread
+        ids of the player and cyclictest under test; wake-ups and switches
+        of other threads of the same names (other runs on a shared
+        machine) are left out. None keeps them all."""
         steal1 = steal_ticks()
         hz = os.sysconf("SC_CLK_TCK")
         self.steal_ms = (None if self.steal0 is None or steal1 is None
@@ -117,24 +160,15 @@ class TimerTrace:
             return None
         try:
             self._w("tracing_on", "0")
-            ticks, comms, wakes = {}, {}, []
             raw = open(save_to, "w") if save_to else None
             with open(os.path.join(self.dir, "trace")) as f:
-                for line in f:
-                    if raw:
-                        raw.write(line)
-                    m = EVENT.match(line)
-                    if not m:
-                        continue
-                    cpu = int(m.group(3))
-                    t = int(m.group(4)) * 1_000_000_000 + int(m.group(5).ljust(9, "0")[:9])
-                    if m.group(6) == "hrtimer_expire_entry":
-                        ticks.setdefault(cpu, []).append(t)
-                        comms.setdefault(cpu, []).append(m.group(1).strip())
-                    elif m.group(6) == "sched_waking":
-                        wakes.append((t, cpu))
+                ev = read_events(f, pids, raw)
             if raw:
                 raw.close()
+            ticks, wakes, comms = ev["ticks"], ev["wakes"], ev["comms"]
+            self.cyclic_wakes = ev["cyclic_wakes"]
+            self.switches_in = ev["switches_in"]
+            self.cyclic_switches = ev["cyclic_switches"]
             lost = 0
             for cpu in ticks:
                 try:
@@ -151,6 +185,8 @@ class TimerTrace:
 
     def _restore(self):
         for name, value in (("events/sched/sched_waking/enable", "0"),
+                            ("events/sched/sched_switch/enable", "0"),
+                            ("events/sched/sched_switch/filter", "0"),
                             ("events/timer/hrtimer_expire_entry/enable", "0"),
                             ("events/sched/sched_waking/filter", "0"),
                             ("trace", ""),
@@ -160,6 +196,43 @@ class TimerTrace:
                 self._w(name, value)
             except OSError:
                 pass
+
+
+def read_events(lines, pids=None, raw=None):
+    """The events of a trace (tracefs `trace`, or a copy saved by
+    `TimerTrace.stop`): per-CPU expiry times and the tasks they
+    interrupted, the player's wake-ups as (t_ns, cpu), cyclictest's timed
+    thread's wake-up times, and the switches into each. `pids` as in
+    `TimerTrace.stop`; `raw`: a file each line is copied to."""
+    ev = {"ticks": {}, "comms": {}, "wakes": [], "cyclic_wakes": [], "switches_in": [],
+          "cyclic_switches": []}
+    for line in lines:
+        if raw:
+            raw.write(line)
+        m = EVENT.match(line)
+        if not m:
+            continue
+        cpu = int(m.group(3))
+        t = int(m.group(4)) * 1_000_000_000 + int(m.group(5).ljust(9, "0")[:9])
+        if m.group(6) == "hrtimer_expire_entry":
+            ev["ticks"].setdefault(cpu, []).append(t)
+            ev["comms"].setdefault(cpu, []).append(m.group(1).strip())
+        elif m.group(6) == "sched_waking":
+            pid = PID.search(m.group(7))
+            if pids is not None and (not pid or int(pid.group(1)) not in pids):
+                continue
+            if m.group(7).startswith("comm=cyclictest "):
+                prio = PRIO.search(m.group(7))
+                if prio and int(prio.group(1)) < 100:  # the timed thread
+                    ev["cyclic_wakes"].append(t)
+            else:
+                ev["wakes"].append((t, cpu))
+        elif m.group(6) == "sched_switch":
+            sw = SWITCH.match(m.group(7))
+            if sw and (pids is None or int(sw.group(4)) in pids):
+                to = "cyclic_switches" if sw.group(3) == "cyclictest" else "switches_in"
+                ev[to].append((t, cpu, sw.group(1), sw.group(2)))
+    return ev
 
 
 def _silent(times, lo, hi):

@@ -6,6 +6,8 @@ deadlines and no underruns are the goal.
     bench/run soak                  10 minutes, 10,000 arrays of [500, 30, 3]
     bench/run soak --minutes 240    hours, as on a Pi
     bench/run soak --quick          20 seconds, 200 arrays (CI smoke)
+    bench/run soak --same-cpu       the player and cyclictest both on CPU 1, raw
+                                    latencies side by side (bench/samecpu.py)
 """
 
 import argparse
@@ -20,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import ktrace  # noqa: E402
+import samecpu  # noqa: E402
 
 
 def sample(pid):
@@ -42,6 +45,9 @@ def main():
     ap.add_argument("--no-stress", action="store_true", help="without the stress-ng load")
     ap.add_argument("--quick", action="store_true", help="20 s, 200 arrays")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--same-cpu", action="store_true",
+                    help="the player and cyclictest both on CPU 1 at SCHED_FIFO 50, under "
+                         "stress-ng --cpu 1 --io 1 --vm 1, raw latencies side by side")
     a = ap.parse_args()
     if a.quick:
         a.minutes, a.arrays = 20 / 60, 200
@@ -58,8 +64,13 @@ def main():
                                   capture_output=True, text=True).stdout)["arrays"]
     count = len(n)
 
+    load0 = os.getloadavg()
     stress = None
-    if not a.no_stress:
+    if a.same_cpu and not a.no_stress:
+        stress = subprocess.Popen(samecpu.stress_cmd(seconds + 5), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+    elif not a.no_stress:
         tmp = os.path.join(h.OUT, "stress-tmp")
         os.makedirs(tmp, exist_ok=True)
         stress = subprocess.Popen(h.stress_cmd(seconds + 5, tmp), stdout=subprocess.DEVNULL,
@@ -69,21 +80,29 @@ def main():
     # cyclictest at the same priority and period, for the machine's own
     # floor: a wake-up it sees more than 5 ms late would be a miss for the
     # player too.
-    cyc = subprocess.Popen(h.cyclictest_cmd(seconds), stdout=subprocess.PIPE,
+    trace = ktrace.TimerTrace(seconds, kb_per_s=samecpu.TRACE_KB_PER_S if a.same_cpu else 30)
+    trace.start()  # before cyclictest: its first wake-up is its first sample
+    cyc = subprocess.Popen(samecpu.cyclictest_cmd(seconds) if a.same_cpu
+                           else h.cyclictest_cmd(seconds), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.2)
+    cyc_tids = set(samecpu.thread_ids(cyc.pid))
 
     sock = os.path.join(h.OUT, "soak.sock")
     stats_path = os.path.join(h.OUT, "soak.stats.json")
-    for p in (sock, stats_path):
+    wake_path = os.path.join(h.OUT, "soak.wakes.csv")
+    for p in (sock, stats_path, wake_path):
         if os.path.exists(p):
             os.remove(p)
-    trace = ktrace.TimerTrace(seconds)
-    trace.start()
-    player = subprocess.Popen([rowplay, "play", pack, "--output", "null", "--fps", "50",
-                               "--rt-priority", "50", "--socket", sock,
-                               "--stats-json", stats_path],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [rowplay, "play", pack, "--output", "null", "--fps", "50",
+           "--rt-priority", "50", "--socket", sock, "--stats-json", stats_path]
+    if a.same_cpu:
+        cmd = samecpu.pinned(cmd) + ["--wake-log", wake_path]
+    player = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctl = h.Ctl(sock, timeout=30)
+    ctl.cmd("status")  # the socket is bound before the player thread starts; served after
+    player_tids = {t for t, n in samecpu.thread_ids(player.pid).items() if n == ktrace.PLAYER}
+    trace.focus(player_tids, cyc_tids)
     rng = random.Random(a.seed)
     samples = []
     jumps = errors = 0
@@ -108,14 +127,18 @@ def main():
     ctl.close()
     player.send_signal(signal.SIGTERM)
     _, err = player.communicate(timeout=60)
-    tr = trace.stop(save_to=os.path.join(h.OUT, "soak.ktrace.txt"))
+    # cyclictest ends by itself (a fixed count of loops); the trace stops
+    # after it, so that it holds all its wake-ups.
     cyc_out, _ = cyc.communicate(timeout=120)
+    tr = trace.stop(save_to=os.path.join(h.OUT, "soak.ktrace.txt"),
+                    pids=(cyc_tids | player_tids) or None)
+    load1 = os.getloadavg()
     if stress:
         stress.wait(timeout=120)
     stats = json.load(open(stats_path))
     att = ktrace.attribute(tr, stats.get("recent_misses", []), h.PERIOD_NS)
     why = ktrace.summary(att, trace.steal_ms) or trace.why
-    cyc_lat = h.cyclictest_latencies(cyc_out)
+    cyc_lat = samecpu.cyclictest_ns(cyc_out) if a.same_cpu else h.cyclictest_latencies(cyc_out)
     floor = {**h.quantiles(cyc_lat), "samples": len(cyc_lat),
              "late_over_5ms": sum(1 for x in cyc_lat if x > 5_000_000)}
 
@@ -124,7 +147,9 @@ def main():
     fds = [s["fds"] for s in warm]
     res = {
         "machine": h.machine(), "seconds": seconds, "arrays": count, "jumps": jumps,
-        "jump_errors": errors, "load": "none" if a.no_stress else "stress-ng cpu+io+vm+hdd",
+        "jump_errors": errors, "load": "none" if a.no_stress else
+        ("stress-ng --cpu 1 --io 1 --vm 1 --vm-bytes 256M, player and cyclictest on CPU 1"
+         if a.same_cpu else "stress-ng cpu+io+vm+hdd"),
         "frames": stats["frames"], "deadline_misses": stats["deadline_misses"],
         "underruns": stats["underruns"], "wake_latency_ns": stats["wake_latency_ns"],
         "rss_first": rss[0], "rss_last": rss[-1], "rss_min": min(rss), "rss_max": max(rss),
@@ -132,8 +157,18 @@ def main():
         "read_errors": status.get("read_errors"), "exit_code": player.returncode,
         "cyclictest": floor, "miss_attribution": att, "miss_attribution_text": why,
         "stderr_tail": err.decode(errors="replace").strip().splitlines()[-3:],
-        "samples": samples,
+        "samples": samples, "load_before": load0, "load_after": load1,
     }
+    if a.same_cpu:
+        with open(os.path.join(h.OUT, "soak.cyclictest.out"), "w") as f:
+            f.write(cyc_out)
+        pids = cyc_tids | player_tids
+        res["pids"] = sorted(pids)
+        res["same_cpu"], att = samecpu.analyse(
+            wake_path, os.path.join(h.OUT, "soak.ktrace.txt") if tr else None, cyc_out,
+            stats["deadline_misses"], pids or None, tr[2] if tr else 1)
+        res["miss_attribution"] = att
+        res["miss_attribution_text"] = why = ktrace.summary(att, trace.steal_ms) or trace.why
     mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731
     md = [
         "# rowplay soak", "",
@@ -161,6 +196,10 @@ def main():
                f"at t = {', '.join(f'{t:.0f}' for t in bad[:20])}{' ...' if len(bad) > 20 else ''} s.", ""]
     if why:
         md += [f"Why the player was late (bench/ktrace.py): {why}.", ""]
+    md += ["Load average (1/5/15 min) before {:.2f}/{:.2f}/{:.2f}, after {:.2f}/{:.2f}/{:.2f}."
+           .format(*load0, *load1), ""]
+    if a.same_cpu:
+        md += samecpu.report(res["same_cpu"], seconds, "Same CPU")
     with open(os.path.join(h.OUT, "soak.json"), "w") as f:
         json.dump(res, f, indent=1)
     with open(os.path.join(h.OUT, "soak.md"), "w") as f:

@@ -109,5 +109,32 @@ class Attribute(unittest.TestCase):
         self.assertIn("120 ms", s)
 
 
+class ReadEvents(unittest.TestCase):
+    LINES = [
+        "# tracer: nop\n",
+        "  stress-ng-vm-9737    [001] d.h.. 100.000100: hrtimer_expire_entry: hrtimer=0 function=tick\n",
+        "  stress-ng-vm-9737    [001] d.h2. 100.000200: sched_waking: comm=rowplay-player pid=11 prio=49 target_cpu=001\n",
+        "  stress-ng-vm-9737    [001] d.h2. 100.000300: sched_waking: comm=rowplay-player pid=99 prio=120 target_cpu=000\n",
+        "  stress-ng-vm-9737    [001] d.h2. 100.000400: sched_waking: comm=cyclictest pid=22 prio=49 target_cpu=001\n",
+        "  stress-ng-vm-9737    [001] d.h2. 100.000500: sched_waking: comm=cyclictest pid=21 prio=120 target_cpu=001\n",
+        "  rowplay-5           [001] d..2. 100.000600: sched_switch: prev_comm=rowplay prev_pid=5 prev_prio=50 prev_state=R+ ==> next_comm=rowplay-player next_pid=11 next_prio=49\n",
+        "  rowplay-7           [001] d..2. 100.000700: sched_switch: prev_comm=rowplay prev_pid=7 prev_prio=120 prev_state=R ==> next_comm=cyclictest next_pid=22 next_prio=49\n",
+    ]
+
+    def test_only_the_threads_under_test_and_cyclictests_timed_thread(self):
+        ev = ktrace.read_events(self.LINES, pids={11, 21, 22})
+        self.assertEqual(ev["ticks"], {1: [100_000_100_000]})
+        self.assertEqual(ev["comms"], {1: ["stress-ng-vm"]})
+        self.assertEqual(ev["wakes"], [(100_000_200_000, 1)])
+        self.assertEqual(ev["cyclic_wakes"], [100_000_400_000])
+        self.assertEqual(ev["switches_in"], [(100_000_600_000, 1, "rowplay", "R+")])
+        self.assertEqual(ev["cyclic_switches"], [(100_000_700_000, 1, "rowplay", "R")])
+
+    def test_without_pids_every_player_thread_counts(self):
+        ev = ktrace.read_events(self.LINES)
+        self.assertEqual(len(ev["wakes"]), 2)
+        self.assertEqual(len(ev["cyclic_wakes"]), 1)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -294,6 +294,10 @@ pub struct PlayArgs {
     /// Gamma for live data (default 1.0: it arrives gamma-corrected).
     #[arg(long, value_name = "G")]
     pub live_gamma: Option<f32>,
+    /// Write every tick's deadline, wake-up and hand-out time (ns) here as
+    /// CSV at exit (tests and benchmarks).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub wake_log: Option<PathBuf>,
     /// Keep several Pis in step over FPP MultiSync (UDP 32320): follow a
     /// master (FPP, xSchedule, another rowplay) or lead followers.
     #[arg(long, value_name = "follow|lead")]

@@ -10,7 +10,8 @@
 //!   descriptor, first row of any array without I/O.
 //! - [`loader`] streams array bodies into a bounded pool of locked slots.
 //! - [`player`] is the realtime frame loop; [`clock`] its absolute deadlines,
-//!   [`rt`] its realtime set-up, [`stats`] its allocation-free counters.
+//!   [`rt`] its realtime set-up, [`stats`] its allocation-free counters,
+//!   [`wake_log`] its raw per-tick timestamps for benchmarks.
 //! - [`color`] is the colour pipeline, [`output`] the LED chips and host
 //!   outputs (terminal, capture file, wire file).
 //! - [`playlist`] decides what plays after what.
@@ -51,3 +52,4 @@ pub mod selftest;
 pub mod source;
 pub mod stats;
 pub mod sync;
+pub mod wake_log;

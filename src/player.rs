@@ -411,6 +411,8 @@ pub struct Player<C: Clock> {
     advancing: bool,
     /// The outputs hold a live frame, not the upcoming playback frame.
     outputs_hold_live: bool,
+    /// Every playback tick's times (`--wake-log`), when asked for.
+    wake_log: Option<crate::wake_log::WakeLog>,
 }
 
 impl<C: Clock> Player<C> {
@@ -496,6 +498,7 @@ impl<C: Clock> Player<C> {
             played_ns: 0,
             live: None,
             outputs_hold_live: false,
+            wake_log: None,
             follow: None,
             lead: None,
             lead_start: None,
@@ -615,6 +618,17 @@ impl<C: Clock> Player<C> {
     /// pixels (its `count x output channels` bytes).
     pub fn publish_frames(&mut self, w: crate::handoff::SlotWriter) {
         self.publish = Some(w);
+    }
+
+    /// Record every playback tick's deadline, wake-up and hand-out time in
+    /// `log` (made before the loop; filled without allocating).
+    pub fn log_wakes(&mut self, log: crate::wake_log::WakeLog) {
+        self.wake_log = Some(log);
+    }
+
+    /// The wake log handed in by [`Self::log_wakes`], with what it recorded.
+    pub fn take_wake_log(&mut self) -> Option<crate::wake_log::WakeLog> {
+        self.wake_log.take()
     }
 
     /// The first output (for its drop and error counters).
@@ -918,7 +932,11 @@ impl<C: Clock> Player<C> {
     }
 
     /// Count a deadline miss: handed out more than a quarter period late.
+    /// Every tick judged here is also put in the wake log, if there is one.
     fn judge(&mut self, deadline: u64, woke: u64, t: u64, period: u64) {
+        if let Some(w) = &mut self.wake_log {
+            w.push(deadline, woke, t);
+        }
         if t.saturating_sub(deadline) > period / 4 {
             Stats::bump(&self.stats.deadline_misses);
             self.stats.misses.record(Miss {

@@ -17,6 +17,7 @@ use crate::output::{self, gpio, spi, Output};
 use crate::player::{Bundle, Links, Player, PlayerConfig, Slot};
 use crate::playlist::{self, PlaylistSpec};
 use crate::stats::{LoopTimer, Stats};
+use crate::wake_log::{WakeLog, WAKE_LOG_CAPACITY};
 use crate::{atomic, rt, source};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -539,6 +540,9 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
     // The player thread: small prefaulted stack, SCHED_FIFO, minimal slack.
     let (rt_tx, rt_rx) = std::sync::mpsc::channel::<Result<(), rt::RtError>>();
     let player_links = links.clone();
+    // `--wake-log`: the player hands its log back here when it stops.
+    let (log_tx, log_rx) = std::sync::mpsc::channel::<WakeLog>();
+    let want_wake_log = s.wake_log.is_some();
     let player = std::thread::Builder::new()
         .name("rowplay-player".into())
         .stack_size(512 << 10)
@@ -577,6 +581,9 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
             if wake {
                 p.wake_on_commands(&player_links);
             }
+            if want_wake_log {
+                p.log_wakes(WakeLog::new(WAKE_LOG_CAPACITY));
+            }
             if rt_priority > 0 {
                 // Now that the loop's buffers exist, lock them too (a refusal
                 // was already reported at start).
@@ -585,6 +592,9 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
             p.start();
             p.run();
             p.finish();
+            if let Some(l) = p.take_wake_log() {
+                let _ = log_tx.send(l);
+            }
             player_links.stop.store(true, SeqCst);
         })?;
     match rt_rx.recv() {
@@ -607,6 +617,9 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
         let _ = std::fs::remove_file(p);
     }
 
+    if let (Some(p), Ok(l)) = (&s.wake_log, log_rx.try_recv()) {
+        atomic::write_atomically(p, |w| l.write_csv(w))?;
+    }
     if let Some(p) = &s.stats_json {
         let mut v = links.stats.counters_json();
         let extra = serde_json::json!({

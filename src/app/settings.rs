@@ -511,6 +511,8 @@ pub struct PlaySettings {
     pub socket: Option<PathBuf>,
     /// Statistics file written at exit.
     pub stats_json: Option<PathBuf>,
+    /// Raw per-tick times written at exit (`--wake-log`).
+    pub wake_log: Option<PathBuf>,
     /// SCHED_FIFO priority (0 = do not ask).
     pub rt_priority: u32,
     /// Fail when realtime set-up is refused.
@@ -664,6 +666,7 @@ pub fn play(
         spi,
         socket: a.socket.clone().or(cfg.socket.clone()),
         stats_json: a.stats_json.clone(),
+        wake_log: a.wake_log.clone(),
         rt_priority: a
             .rt_priority
             .or(cfg.rt_priority)
@@ -1677,11 +1680,13 @@ mod tests {
     #[test]
     fn flags_that_only_the_command_line_has() {
         let s = resolve(
-            "play --heads-budget 1000 --stats-json /s.json --clock step",
+            "play --heads-budget 1000 --stats-json /s.json --wake-log /w.csv --clock step",
             "",
         );
         assert_eq!(s.heads_budget, Some(1000));
         assert_eq!(s.stats_json, Some(PathBuf::from("/s.json")));
+        assert_eq!(s.wake_log, Some(PathBuf::from("/w.csv")));
+        assert_eq!(resolve("play", "").wake_log, None);
         assert_eq!(s.clock, ClockArg::Step);
         assert_eq!(resolve("play", "").clock, ClockArg::Monotonic);
         let s = resolve("play", "[[button]]\npin = 17\ncommand = \"next\"");

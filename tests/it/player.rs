@@ -13,6 +13,7 @@ use rowplay::player::{
     Slot,
 };
 use rowplay::stats::Stats;
+use rowplay::wake_log::WakeLog;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::*};
@@ -542,6 +543,8 @@ fn the_frame_loop_never_allocates() {
             seed: 3,
         },
     );
+    // The raw wake log is on, as `--wake-log` turns it on.
+    pl.log_wakes(WakeLog::new(4096));
     pl.start();
     // Made outside the loop, handed in through the queue.
     let other = Box::new(Bundle::new(lib.clone(), vec![PlaylistItem::once(0)]).unwrap());
@@ -601,6 +604,18 @@ fn the_frame_loop_never_allocates() {
         assert!(written > 0);
         assert_eq!(written + o.dropped.load(Relaxed), 3002);
     }
+    // Every tick is in it, one period apart, woken and sent at or after
+    // its deadline (the mock clock never runs early).
+    let log = pl.take_wake_log().unwrap();
+    assert_eq!(log.pushed(), 3000);
+    let recs: Vec<_> = log.records().copied().collect();
+    assert_eq!(recs.len(), 3000);
+    for w in recs.windows(2) {
+        assert_eq!(w[1].deadline_ns - w[0].deadline_ns, PERIOD);
+    }
+    assert!(recs
+        .iter()
+        .all(|r| r.woke_ns >= r.deadline_ns && r.sent_ns >= r.woke_ns));
 }
 
 /// Switches allocation counting on for the thread that sends through it
