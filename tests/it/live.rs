@@ -337,6 +337,7 @@ fn live_gamma_and_brightness_apply_to_live_frames() {
 
 #[test]
 fn the_frame_loop_with_live_input_never_allocates() {
+    let _one_at_a_time = crate::player::alloc_test();
     use crate::player::{ALLOCS, COUNTING};
     struct Null;
     impl Output for Null {
@@ -427,6 +428,7 @@ fn the_frame_loop_with_live_input_never_allocates() {
 
 #[test]
 fn the_frame_loop_following_and_leading_never_allocates() {
+    let _one_at_a_time = crate::player::alloc_test();
     use crate::player::{ALLOCS, COUNTING};
     use rowplay::player::{FollowInput, SyncEvents};
     use rowplay::sync::lead::{LeadPublisher, LeadRing};

@@ -254,6 +254,7 @@ fn fpp_style_sender_late_join_ping_and_unknown() {
 #[test]
 fn the_player_side_never_allocates() {
     use crate::player::{ALLOCS, COUNTING};
+    let _one_at_a_time = crate::player::alloc_test();
     use rowplay::sync::pll::{Pll, Step};
     use rowplay::sync::{ObsRing, SyncStats};
     const P: u64 = 20_000_000;

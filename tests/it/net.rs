@@ -381,6 +381,7 @@ fn set_multicast_if(s: &UdpSocket, a: Ipv4Addr) {
 /// allocate nothing, counted with the counting allocator of `player`.
 #[test]
 fn packet_path_and_player_side_never_allocate() {
+    let _one_at_a_time = crate::player::alloc_test();
     use crate::player::{ALLOCS, COUNTING};
     use rowplay::net::{artnet, ddp, e131, live_channel, MuxConfig};
     use std::sync::atomic::Ordering::SeqCst;

@@ -397,6 +397,15 @@ thread_local! {
     pub(crate) static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
 pub(crate) static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Tests that count allocations hold this, so that one's `ALLOCS.store(0)`
+/// and counted threads never overlap another's.
+pub(crate) static ALLOC_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Take [`ALLOC_TEST`] (a test that failed while holding it does not stop
+/// the others).
+pub(crate) fn alloc_test() -> std::sync::MutexGuard<'static, ()> {
+    ALLOC_TEST.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Counts allocations made by a thread that has switched counting on.
 struct CountingAlloc;
@@ -431,6 +440,7 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn the_frame_loop_never_allocates() {
+    let _one_at_a_time = alloc_test();
     // A null output: the test's recording output allocates by design.
     struct Null;
     impl Output for Null {
