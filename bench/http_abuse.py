@@ -252,9 +252,13 @@ def main():
     for t in status:
         t.start()
     big.start()
-    rss = []
+    rss, ctl_ns = [], []
     while time.monotonic() - t_start < a.seconds:
         rss.append(rss_of(player.pid))
+        # The control socket during the abuse: one `status` each round.
+        t0 = time.monotonic_ns()
+        json.loads(ctl.cmd("status"))
+        ctl_ns.append(time.monotonic_ns() - t0)
         time.sleep(0.5)
     stop.set()
     slow.join(timeout=10)
@@ -293,6 +297,7 @@ def main():
         "deadline_misses_total": stats["deadline_misses"], "underruns_total": stats["underruns"],
         "wake_latency_ns": stats["wake_latency_ns"],
         "rss_before": rss_before, "rss_max_during": max(rss), "rss_after": rss_after,
+        "ctl_status_during_ns": h.quantiles(ctl_ns),
         "peak_rss_bytes": stats["peak_rss_bytes"],
         "status_requests": sent, "status_rate": round(sent / elapsed), "status_codes": codes,
         "status_errors": errors, "status_not_sent_on_time": late,
@@ -329,6 +334,9 @@ def main():
         f"{res['slow_lifetime_s']['max']} s); how they ended: {res['slow_endings']}.", "",
         f"100 MB POST: refused 503 {big.refused} times (no free connection), then: {big.outcome}; "
         f"answer {big.code}, {big.sent} bytes taken in {res['big_post']['seconds']} s.", "",
+        f"The control socket during the abuse: `status` answered {len(ctl_ns)} times, "
+        f"p50 / max {h.us(res['ctl_status_during_ns']['p50'])} / "
+        f"{h.us(res['ctl_status_during_ns']['max'])} us.", "",
         f"After the abuse `/api/status` answers {calm.codes}; the player exited {player.returncode}.", "",
     ]
     with open(os.path.join(h.OUT, "http_abuse.json"), "w") as f:
