@@ -3,6 +3,7 @@ impaired path.
 
     bench/run sync            30 s per scenario
     bench/run sync --quick    8 s per scenario (smoke run)
+    bench/run sync --scenario 0-4ms+200ppm --seconds 600   one, 10 minutes
 
 One `--multisync lead` player and three `--multisync follow` players on
 127.0.0.1, all on the machine's one CLOCK_MONOTONIC, each with a capture on
@@ -180,6 +181,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--scenario", action="append",
+                    help="run only these (none, 0-4ms, 0-10ms+5%%loss, 0-4ms+200ppm)")
     a = ap.parse_args()
     os.makedirs(h.OUT, exist_ok=True)
     rowplay = h.find_rowplay()
@@ -189,6 +192,8 @@ def main():
     for name, max_ms, drop, drift in [("none", 0, 0.0, 0), ("0-4ms", 4, 0.0, 0),
                                       ("0-10ms+5%loss", 10, 0.05, 0),
                                       ("0-4ms+200ppm", 4, 0.0, 200)]:
+        if a.scenario and name not in a.scenario:
+            continue
         h.log(f"sync: {name}, {secs:.0f} s")
         runs.append(scenario(rowplay, pack, name, secs, max_ms, drop, drift))
     res = {"machine": h.machine(), "seconds": secs, "runs": runs}
