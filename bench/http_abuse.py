@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import ktrace  # noqa: E402
 
 SLOW_CLIENTS = 200
 STATUS_RATE = 1000
@@ -237,6 +238,8 @@ def main():
             os.remove(p)
     cmd = [rowplay, "play", pack, "--output", "null", "--fps", "50", "--rt-priority", "50",
            "--socket", sock, "--stats-json", stats_path, "--http", f"127.0.0.1:{port}"]
+    # The kernel's timer trace, so that each miss gets a cause (bench/ktrace.py).
+    trace = ktrace.TimerTrace(a.seconds + 15)
     player = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctl = h.Ctl(sock, timeout=30)
     time.sleep(3.0)  # warm-up: library open, first rows out
@@ -276,6 +279,9 @@ def main():
     player.send_signal(signal.SIGTERM)
     _, err = player.communicate(timeout=60)
     stats = json.load(open(stats_path))
+    tr = trace.stop(save_to=os.path.join(h.OUT, "http_abuse.ktrace.txt"))
+    att = ktrace.attribute(tr, stats.get("recent_misses", []), h.PERIOD_NS)
+    why = ktrace.summary(att, trace.steal_ms) or trace.why
 
     codes, errors, lat, late = {}, {}, [], 0
     for t in status:
@@ -298,6 +304,7 @@ def main():
         "wake_latency_ns": stats["wake_latency_ns"],
         "rss_before": rss_before, "rss_max_during": max(rss), "rss_after": rss_after,
         "ctl_status_during_ns": h.quantiles(ctl_ns),
+        "recent_misses": stats.get("recent_misses", []), "miss_attribution": why,
         "peak_rss_bytes": stats["peak_rss_bytes"],
         "status_requests": sent, "status_rate": round(sent / elapsed), "status_codes": codes,
         "status_errors": errors, "status_not_sent_on_time": late,
@@ -334,6 +341,7 @@ def main():
         f"{res['slow_lifetime_s']['max']} s); how they ended: {res['slow_endings']}.", "",
         f"100 MB POST: refused 503 {big.refused} times (no free connection), then: {big.outcome}; "
         f"answer {big.code}, {big.sent} bytes taken in {res['big_post']['seconds']} s.", "",
+        f"Why the player was late (bench/ktrace.py): {why}.", "",
         f"The control socket during the abuse: `status` answered {len(ctl_ns)} times, "
         f"p50 / max {h.us(res['ctl_status_during_ns']['p50'])} / "
         f"{h.us(res['ctl_status_during_ns']['max'])} us.", "",

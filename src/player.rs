@@ -970,7 +970,13 @@ impl<C: Clock> Player<C> {
                 // Prepared now, shown at the deadline.
                 self.take_commands();
             }
-            if self.live.is_some() {
+            // Push mode hands a complete frame out now; tick mode (woken
+            // here only for commands) leaves it for the tick.
+            if self
+                .live
+                .as_ref()
+                .is_some_and(|l| l.input.output == LiveOutput::Push)
+            {
                 self.take_live();
                 if self.live_shown() && self.live.as_ref().is_some_and(|l| l.unsent) {
                     self.send_live();
