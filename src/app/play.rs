@@ -266,10 +266,10 @@ fn start_multisync(
             let names = NameMap::new(ms.names.clone());
             let lib = lib.clone();
             let resolve = move |file: &str| names.resolve(file, &*lib).ok();
-            let (ev, stop) = (events.clone(), path.stats_links_wake());
+            let (ev, wake) = (events.clone(), path.wake_slot());
             let sink = move |e: crate::sync::SyncEvent| {
                 let _ = ev.enqueue(e);
-                if let Some(w) = stop.get() {
+                if let Some(w) = wake.get() {
                     w.wake();
                 }
             };

@@ -223,7 +223,7 @@ impl CommandPath {
 
     /// The waker commands use (set when the player waits on a futex);
     /// other front ends that hand the player work wake it with it too.
-    pub fn stats_links_wake(&self) -> Arc<std::sync::OnceLock<crate::handoff::Waker>> {
+    pub fn wake_slot(&self) -> Arc<std::sync::OnceLock<crate::handoff::Waker>> {
         self.links.wake.clone()
     }
 
