@@ -7,7 +7,6 @@
 use crate::util::*;
 use rowplay::net::LIVE_ARRAY;
 use rowplay::output::record::parse_records;
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -16,24 +15,13 @@ use std::time::{Duration, Instant};
 /// The port the player printed for `proto` ("rowplay: live input on
 /// ddp:PORT, ..."); the rest of its stderr is drained in the background.
 fn live_port(child: &mut Child, proto: &str) -> u16 {
-    let err = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(err).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the player ended before saying where it listens")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("rowplay: live input on ") {
-            let at = rest.find(&format!("{proto}:")).unwrap() + proto.len() + 1;
-            let digits: String = rest[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            break digits.parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    port
+    let rest = stderr_line(child, "rowplay: live input on ");
+    let at = rest.find(&format!("{proto}:")).unwrap() + proto.len() + 1;
+    let digits: String = rest[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().unwrap()
 }
 
 /// Poll `status` until `f` holds (a hang guard only, not a timing check).

@@ -56,15 +56,9 @@ pub fn player_in(
 /// The address a follower printed ("rowplay: multisync follower on
 /// ADDR"); the rest of its stderr is drained in the background.
 pub fn follower_addr(child: &mut Child) -> String {
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the follower ended").unwrap();
-        if let Some(a) = line.strip_prefix("rowplay: multisync follower on ") {
-            break a.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    addr
+    stderr_line(child, "rowplay: multisync follower on ")
+        .trim()
+        .to_string()
 }
 
 pub fn wait_frames(sock: &Path, n: u64) {

@@ -241,3 +241,22 @@ impl Drop for Guard {
         }
     }
 }
+
+/// The rest of the first line of the child's stderr that starts with
+/// `prefix` (e.g. where it listens); the rest of its stderr is drained in
+/// the background so the child never blocks on a full pipe.
+pub fn stderr_line(child: &mut Child, prefix: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    let rest = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the player ended before printing {prefix:?}"))
+            .unwrap();
+        if let Some(rest) = line.strip_prefix(prefix) {
+            break rest.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    rest
+}
