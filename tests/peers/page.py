@@ -37,7 +37,10 @@ try:
     wait.until(lambda d: d.find_element(By.ID, "count").text == "1 array")
     d.find_element(By.CSS_SELECTOR, "#arrays li").click()
     wait.until(lambda d: "wave_3" in d.find_element(By.ID, "now").text)
+    # A status request already on its way when the slider moves (the page
+    # asks every second) must not throw the slider back to the old value.
     d.execute_script(
+        "refreshStatus();"
         "const s = document.getElementById('brightness');"
         "s.value = 40; s.dispatchEvent(new Event('input'));"
         "s.dispatchEvent(new Event('change'));")

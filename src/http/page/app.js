@@ -91,13 +91,21 @@ $("next").addEventListener("click", () => command("next"));
 $("stop").addEventListener("click", () => command("stop"));
 $("pause").addEventListener("click", () => command(status.state === "paused" || status.state === "stopped" ? "resume" : "pause"));
 
-let brightTimer = 0, dragging = false;
+// A status answer may move the slider only when it was asked for after the
+// last edit was sent and answered: an answer already on its way when the
+// slider moved carries the old brightness and would throw the slider back
+// (and, read by the debounced send, the old value would be sent).
+let brightTimer = 0, dragging = false, brightEdit = 0, brightDone = 0;
 const slider = $("brightness");
 slider.addEventListener("input", () => {
   dragging = true;
-  $("brightness-value").textContent = slider.value + "%";
+  const edit = ++brightEdit, value = slider.value;
+  $("brightness-value").textContent = value + "%";
   clearTimeout(brightTimer);
-  brightTimer = setTimeout(() => command("brightness " + (slider.value / 100).toFixed(2)), 80);
+  brightTimer = setTimeout(async () => {
+    await command("brightness " + (value / 100).toFixed(2));
+    brightDone = Math.max(brightDone, edit);
+  }, 80);
 });
 slider.addEventListener("change", () => { dragging = false; });
 
@@ -106,11 +114,12 @@ const COUNTERS = [
   ["skipped_ticks", "skipped"], ["output_errors", "output errors"], ["switches", "switches"],
 ];
 
-function showStatus(s) {
+function showStatus(s, edit) {
   status = s;
   const where = s.array ? s.array + " \u00b7 row " + s.row : "all off";
   $("now").textContent = s.state + " \u00b7 " + where;
-  if (!dragging && typeof s.brightness === "number") {
+  const settled = edit === brightEdit && brightDone === brightEdit;
+  if (!dragging && settled && typeof s.brightness === "number") {
     slider.value = Math.round(s.brightness * 100);
     $("brightness-value").textContent = slider.value + "%";
   }
@@ -131,9 +140,10 @@ function showStatus(s) {
 }
 
 async function refreshStatus() {
+  const edit = brightEdit;
   try {
     const r = await api("/api/status");
-    if (r.ok) showStatus(await r.json());
+    if (r.ok) showStatus(await r.json(), edit);
   } catch (e) { /* the next tick tries again */ }
 }
 
