@@ -240,6 +240,7 @@ def main():
            "--socket", sock, "--stats-json", stats_path, "--http", f"127.0.0.1:{port}"]
     # The kernel's timer trace, so that each miss gets a cause (bench/ktrace.py).
     trace = ktrace.TimerTrace(a.seconds + 15)
+    trace.start()
     player = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctl = h.Ctl(sock, timeout=30)
     time.sleep(3.0)  # warm-up: library open, first rows out

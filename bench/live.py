@@ -13,7 +13,9 @@ before flush() began (conservative: it includes the sender's own time to
 build and send the frame's five packets). A frame is dropped when its
 number never shows in the capture. CPU is the player process's utime +
 stime over the run, per 1,000 packets received. Results: bench/out/live.md
-and bench/out/live.json.
+and bench/out/live.json. The player runs at SCHED_FIFO 50 (`--rt-priority`,
+as on a Pi) under the kernel's timer trace (bench/ktrace.py, as root), so
+each deadline miss gets a cause.
 """
 
 import argparse
@@ -26,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import ktrace  # noqa: E402
 
 LIVE = 0xFFFFFFFE
 # `--one-cpu`: the player (all its threads) and the sender on CPU 1, as
@@ -51,6 +54,23 @@ def peak_rss(pid):
     return 0
 
 
+def traced(seconds):
+    trace = ktrace.TimerTrace(seconds + 15)
+    trace.start()
+    return trace
+
+
+def attributed(trace, stats_path, tag):
+    """The trace's cause for each miss the player recorded."""
+    tr = trace.stop(save_to=os.path.join(h.OUT, f"live-{tag}.ktrace.txt"))
+    try:
+        misses = json.load(open(stats_path)).get("recent_misses", [])
+    except (OSError, ValueError):
+        misses = []
+    att = ktrace.attribute(tr, misses, h.PERIOD_NS)
+    return att, ktrace.summary(att, trace.steal_ms) or trace.why
+
+
 def run_one(rowplay, mode, fps, frames, tag):
     cap = f"/dev/shm/rowplay-live-{os.getpid()}-{tag}.cap"
     sock = os.path.join(h.OUT, f"live-{tag}.sock")
@@ -58,10 +78,11 @@ def run_one(rowplay, mode, fps, frames, tag):
     for p in (cap, sock, stats):
         if os.path.exists(p):
             os.remove(p)
+    trace = traced(frames / fps)
     player = subprocess.Popen(
         PIN + [rowplay, "play", "--leds", str(LEDS), "--listen", "e131:0", "--listen-addr",
          "127.0.0.1", "--live-output", mode, "--output", f"capture:{cap}", "--socket", sock,
-         "--stats-json", stats],
+         "--stats-json", stats, "--rt-priority", "50"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     port = None
     for line in player.stderr:
@@ -84,6 +105,7 @@ def run_one(rowplay, mode, fps, frames, tag):
     ctl.close()
     player.terminate()
     player.wait(timeout=30)
+    att, why = attributed(trace, stats, tag)
     recs = [r for r in h.read_capture(cap) if r[1] == LIVE]
     os.remove(cap)
     shown = {}
@@ -104,6 +126,7 @@ def run_one(rowplay, mode, fps, frames, tag):
         "cpu_ns_per_1000_packets": (cpu1 - cpu0) * 1000 // max(1, packets),
         "peak_rss_bytes": rss, "deadline_misses": st["deadline_misses"],
         "player_live_latency_ns": st.get("live_latency_ns"),
+        "miss_attribution": att, "miss_attribution_text": why,
     }
 
 
@@ -137,12 +160,15 @@ def hostile(rowplay, seconds, rate=10_000, senders=50):
     valid DDP from each. Counts misses, bad packets and RSS before/after."""
     import socket
     sock = os.path.join(h.OUT, "live-hostile.sock")
-    if os.path.exists(sock):
-        os.remove(sock)
+    stats = os.path.join(h.OUT, "live-hostile.stats.json")
+    for p in (sock, stats):
+        if os.path.exists(p):
+            os.remove(p)
+    trace = traced(seconds)
     player = subprocess.Popen(
         [rowplay, "play", "--leds", str(LEDS), "--listen", "ddp:0,e131:0,artnet:0",
          "--listen-addr", "127.0.0.1", "--live-rank", "under", "--output", "null",
-         "--socket", sock],
+         "--socket", sock, "--stats-json", stats, "--rt-priority", "50"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ports = None
     for line in player.stderr:
@@ -179,6 +205,7 @@ def hostile(rowplay, seconds, rate=10_000, senders=50):
     ctl.close()
     player.terminate()
     player.wait(timeout=30)
+    att, why = attributed(trace, stats, "hostile")
     live = st.get("live") or {}
     srcs = live.get("sources") or []
     return {
@@ -191,6 +218,7 @@ def hostile(rowplay, seconds, rate=10_000, senders=50):
         "showing": st.get("showing"),
         "peak_rss_before": rss0, "peak_rss_after": rss1,
         "alive": player.returncode in (0, -15),
+        "miss_attribution": att, "miss_attribution_text": why,
     }
 
 
@@ -241,6 +269,9 @@ def main():
             f"{r['packets_per_s']:.0f} | {r['frames_shown']} / {r['frames_sent']} | {lat} | "
             f"{r['cpu_ns_per_1000_packets'] / 1e6:.1f} ms | {h.mib(r['peak_rss_bytes'])} | "
             f"{r['deadline_misses']} |")
+    lines += ["", "Why the player was late (bench/ktrace.py), per run: " + "; ".join(
+        f"{r['mode']} {r['fps']}: {r['miss_attribution_text'] or 'no misses'}"
+        for r in res["runs"] if r["deadline_misses"]) or "no misses in any run.", ""]
     lines += ["", f"Highest packet rate held with 0 dropped frames: "
               f"{res['highest_rate_held'] and round(res['highest_rate_held'])} packets/s "
               f"(the last ramp step is the Python sender's own limit if it held).", ""]
@@ -251,7 +282,8 @@ def main():
               f"`--live-rank under`: {x['frames']} frames, {x['deadline_misses']} deadline "
               f"misses, {x['underruns']} underruns, {x['sources_listed']} sources tracked "
               f"(the table holds 16), peak RSS {h.mib(x['peak_rss_before'])} MiB before and "
-              f"{h.mib(x['peak_rss_after'])} MiB after; still playing: {x['showing']}.", ""]
+              f"{h.mib(x['peak_rss_after'])} MiB after; still playing: {x['showing']}. "
+              f"Why the player was late: {x['miss_attribution_text'] or 'no misses'}.", ""]
     md = "\n".join(lines)
     with open(os.path.join(h.OUT, "live.md"), "w") as f:
         f.write(md)

@@ -8,6 +8,9 @@ deadlines and no underruns are the goal.
     bench/run soak --quick          20 seconds, 200 arrays (CI smoke)
     bench/run soak --same-cpu       the player and cyclictest both on CPU 1, raw
                                     latencies side by side (bench/samecpu.py)
+    bench/run soak --same-cpu --front-ends
+                                    the same with live input, HTTP and a
+                                    MultiSync follower on but idle
 """
 
 import argparse
@@ -23,6 +26,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import ktrace  # noqa: E402
 import samecpu  # noqa: E402
+
+
+# Every network front end, on 127.0.0.1 and any free port, nothing sent to
+# them; a follower with no master plays its own playlist.
+FRONT_ENDS = ["--listen", "ddp:0,e131:0,artnet:0", "--listen-addr", "127.0.0.1",
+              "--http", "127.0.0.1:0", "--multisync", "follow", "--after-sync", "resume",
+              "--multisync-listen", "127.0.0.1:0"]
 
 
 def sample(pid):
@@ -48,6 +58,10 @@ def main():
     ap.add_argument("--same-cpu", action="store_true",
                     help="the player and cyclictest both on CPU 1 at SCHED_FIFO 50, under "
                          "stress-ng --cpu 1 --io 1 --vm 1, raw latencies side by side")
+    ap.add_argument("--front-ends", action="store_true",
+                    help="with the network front ends on but idle: live input (DDP, E1.31, "
+                         "Art-Net), the HTTP server and a MultiSync follower, all on "
+                         "127.0.0.1, with nothing sent to them")
     a = ap.parse_args()
     if a.quick:
         a.minutes, a.arrays = 20 / 60, 200
@@ -96,6 +110,10 @@ def main():
             os.remove(p)
     cmd = [rowplay, "play", pack, "--output", "null", "--fps", "50",
            "--rt-priority", "50", "--socket", sock, "--stats-json", stats_path]
+    if a.front_ends:
+        # On but idle: the loop then waits on the live receivers' futex
+        # (not clock_nanosleep), and three more threads sit in recv/poll.
+        cmd += FRONT_ENDS
     if a.same_cpu:
         cmd = samecpu.pinned(cmd) + ["--wake-log", wake_path]
     player = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -158,6 +176,7 @@ def main():
         "cyclictest": floor, "miss_attribution": att, "miss_attribution_text": why,
         "stderr_tail": err.decode(errors="replace").strip().splitlines()[-3:],
         "samples": samples, "load_before": load0, "load_after": load1,
+        "front_ends": " ".join(FRONT_ENDS) if a.front_ends else None,
     }
     if a.same_cpu:
         with open(os.path.join(h.OUT, "soak.cyclictest.out"), "w") as f:
@@ -176,6 +195,7 @@ def main():
             **res["machine"]), "",
         f"{seconds / 60:.1f} min at 50 Hz, {count} arrays, a random jump every {a.jump_ms:.0f} ms "
         f"({jumps} jumps, {errors} refused), load: {res['load']}", "",
+        *([f"Network front ends on but idle: `{res['front_ends']}`.", ""] if a.front_ends else []),
         "| frames | deadline misses | underruns | wake p50 / p99 / max (us) | RSS after warm-up: first / last / min / max (MiB) | open fds min / max |",
         "|---:|---:|---:|---|---|---|",
         f"| {res['frames']} | {res['deadline_misses']} | {res['underruns']} | "

@@ -404,7 +404,7 @@ pub struct Player<C: Clock> {
     lead: Option<crate::sync::lead::LeadPublisher>,
     /// The leader's START for this array waits for its row 0 hand-out.
     lead_start: Option<u32>,
-    /// The futex commands wake (MultiSync without live input).
+    /// The futex commands wake (a follower without live input).
     waiter: Option<crate::handoff::WakeWaiter>,
     /// Set while moving past a shown frame (a new pass's row 0 is then
     /// due at the next deadline, not this one).
@@ -656,7 +656,9 @@ impl<C: Clock> Player<C> {
             .wake_latency
             .record(woke.saturating_sub(deadline));
 
-        self.take_commands();
+        if self.lead.is_none() {
+            self.take_commands();
+        }
         self.take_sync(deadline);
         if self.live_tick() {
             // Live is shown: playback holds where it is; the cadence runs on.
@@ -797,9 +799,9 @@ impl<C: Clock> Player<C> {
                 epoch,
                 recv_ns,
             } => {
-                if f.on && f.pll.has_timeline() && recv_ns > deadline {
-                    // It came after this tick's deadline: row 0 is due at
-                    // the next one (the leader sent it before that).
+                let period = self.ticker.period();
+                if f.on && f.pll.has_timeline() && !f.pll.start_due(recv_ns, deadline, period) {
+                    // Row 0 is due at a later deadline (see `start_due`).
                     f.start = Some(ev);
                     return;
                 }
@@ -915,6 +917,9 @@ impl<C: Clock> Player<C> {
     }
 
     /// Move the ticker past this tick (late ticks are skipped, counted).
+    /// A leader takes its commands here, just after the hand-out: a switch
+    /// shows row 0 one period later, and its START has that whole period
+    /// to reach the followers before their own deadline for it.
     fn end_tick(&mut self) {
         Stats::bump(&self.stats.ticks);
         let skipped = self.ticker.advance(self.clock.now_ns());
@@ -928,6 +933,9 @@ impl<C: Clock> Player<C> {
                     self.advance(self.ticker.period());
                 }
             }
+        }
+        if self.lead.is_some() {
+            self.take_commands();
         }
     }
 
@@ -951,13 +959,13 @@ impl<C: Clock> Player<C> {
     /// receivers' futex instead and hand out each live frame as it
     /// completes; without it, `clock_nanosleep` as always.
     fn wait_for(&mut self, deadline: u64) {
-        let commands = self.waiter.is_some() || self.follow.is_some() || self.lead.is_some();
+        let commands = (self.waiter.is_some() || self.follow.is_some()) && self.lead.is_none();
         loop {
             let woken = match (&mut self.live, &mut self.waiter) {
                 (Some(l), _) if l.input.output == LiveOutput::Push || commands => {
                     self.clock.wait_until(deadline, l.input.view.waiter())
                 }
-                (None, Some(w)) => self.clock.wait_until(deadline, w),
+                (None, Some(w)) if commands => self.clock.wait_until(deadline, w),
                 _ => {
                     self.clock.sleep_until(deadline);
                     false
@@ -1321,11 +1329,12 @@ impl<C: Clock> Player<C> {
         });
         self.b.side.want(current, next);
         if let Some(l) = &mut self.lead {
-            // Row 0 is due at this deadline after a command, at the next
-            // one when a pass ends. Followers that follow already place an
-            // early START on their own cadence, so it goes now; to a
-            // follower without a timeline START means "row 0 now", so the
-            // first one goes when row 0 is handed out.
+            // Row 0 is due at the next deadline: a leader takes commands
+            // just after a hand-out (`end_tick`), and a pass ends in the
+            // hand-out of its last row. Followers that follow place an
+            // early START on their own cadence, so it goes now, a whole
+            // period ahead; to a follower without a timeline START means
+            // "row 0 now", so the first one goes when row 0 is handed out.
             let row0 = match self.advancing {
                 true => self.ticker.deadline() + self.ticker.period(),
                 false => self.ticker.deadline(),

@@ -503,7 +503,12 @@ pub fn play(s: PlaySettings) -> Result<(), AppError> {
             &mut lead_pub,
         )?),
     };
-    let wake = live.is_some() || s.multisync.is_some();
+    // A leader takes commands just after each hand-out (see the player's
+    // `end_tick`), so only live input and a follower wait on a futex.
+    let wake = live.is_some()
+        || s.multisync
+            .as_ref()
+            .is_some_and(|m| m.mode == crate::sync::Mode::Follow);
     if s.multisync.as_ref().is_some_and(|m| {
         m.mode == crate::sync::Mode::Follow && m.after_sync == crate::sync::AfterSync::Dark
     }) {

@@ -193,6 +193,8 @@ pub struct SyncStats {
     pub error_us: AtomicI64,
     /// Slew of the last frame, ppm.
     pub slew_ppm: AtomicI32,
+    /// The clock's drift estimate (master minus this node), ppb.
+    pub drift_ppb: AtomicI64,
     /// Whether the clock is locked.
     pub locked: AtomicBool,
     /// The master's IPv4 address (0: none yet).
@@ -218,6 +220,7 @@ impl SyncStats {
             "file": file,
             "error_ms": self.error_us.load(Relaxed) as f64 / 1000.0,
             "slew_ppm": self.slew_ppm.load(Relaxed),
+            "drift_ppm": self.drift_ppb.load(Relaxed) as f64 / 1000.0,
             "packets": self.packets.load(Relaxed),
             "lost": self.lost.load(Relaxed),
             "late": self.late.load(Relaxed),
@@ -237,8 +240,9 @@ pub enum SyncEvent {
         array: u32,
     },
     /// START: show row 0 of `array`. If the player is following and the
-    /// clock has a timeline, call `pll.start(epoch, recv_ns, Some(next
-    /// deadline))` and show row 0 at that deadline; else
+    /// clock has a timeline, call `pll.start(epoch, recv_ns, Some(d))` for
+    /// the first deadline `d` that `pll.start_due` accepts and show row 0
+    /// at it; else
     /// `pll.start(epoch, recv_ns, None)` gives the deadline.
     Start {
         /// The array.
@@ -393,6 +397,7 @@ mod tests {
         let s = SyncStats::default();
         s.packets.store(9, Relaxed);
         s.error_us.store(-250, Relaxed);
+        s.drift_ppb.store(-12_500, Relaxed);
         s.master
             .store(u32::from(Ipv4Addr::new(10, 0, 0, 1)), Relaxed);
         *s.file.lock().unwrap() = "Song.fseq".into();
@@ -401,6 +406,7 @@ mod tests {
         assert_eq!(j["master"], "10.0.0.1");
         assert_eq!(j["file"], "Song.fseq");
         assert_eq!(j["error_ms"], -0.25);
+        assert_eq!(j["drift_ppm"], -12.5);
         assert_eq!(j["packets"], 9);
         for k in ["slew_ppm", "lost", "late", "jumps", "unknown_names"] {
             assert_eq!(j[k], 0, "{k}");

@@ -9,7 +9,10 @@
 //! delay), which makes the estimated timeline late by exactly `d_min`, the
 //! same on every follower of one network. The frequency (how fast the two
 //! clocks drift apart) is a least-squares slope through the best point of
-//! each 2-second bucket over the last minute.
+//! each 2-second bucket over the last minute, and its standard error (from
+//! the scatter of those points) sets the window: a longer window finds a
+//! sooner packet, but a frequency error e adds up to e x window, so the
+//! window grows only as far as the slope is known to keep that small.
 //!
 //! The player keeps absolute deadlines; [`Pll::steer`] moves each one by at
 //! most 1 % of the period toward the estimate, so rows are never skipped,
@@ -24,23 +27,28 @@
 use crate::sync::SyncStats;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Observations kept for the offset estimate.
-pub const RING: usize = 64;
-/// The offset window once the frequency is well known (a longer window
-/// finds a sooner packet; a frequency error e adds at most e x window).
-pub const WINDOW_NS: i64 = 8_000_000_000;
-/// The window while the frequency rests on few anchors.
-pub const MID_WINDOW_NS: i64 = 4_000_000_000;
-/// The window before any frequency estimate (bounds the error an unknown
-/// drift of 200 ppm adds to 0.4 ms).
-pub const EARLY_WINDOW_NS: i64 = 2_000_000_000;
-/// Anchors for the full window.
-pub const FULL_ANCHORS: usize = 8;
+/// Observations kept for the offset estimate (25 s of FPP's cadence).
+pub const RING: usize = 128;
+/// The longest offset window (once the frequency is well known).
+pub const WINDOW_NS: i64 = 16_000_000_000;
+/// The shortest: one late packet alone never sets the estimate.
+pub const MIN_WINDOW_NS: i64 = 1_000_000_000;
+/// The frequency error assumed before there is an estimate: crystals of
+/// two boards differ by less (the issue's test drift is 200 ppm).
+pub const PRIOR_FREQ_ERR: f64 = 200e-6;
+/// The mean gap (how far packets arrive behind the soonest) is taken as
+/// at least this, so a quiet network does not shrink the window to one
+/// packet.
+pub const MIN_GAP_NS: f64 = 100_000.0;
+/// The anchors' scatter is taken as at least this: a fit through a few
+/// anchors can look better than it is.
+pub const MIN_SCATTER_NS: f64 = 100_000.0;
 /// One frequency anchor per bucket of this length.
 pub const ANCHOR_NS: i64 = 2_000_000_000;
 /// Anchors kept (one minute).
 pub const ANCHORS: usize = 30;
-/// Anchors needed before the slope is used.
+/// Anchors needed before the slope is used: three degrees of freedom for
+/// the scatter that says how far to trust it.
 pub const MIN_ANCHORS: usize = 3;
 /// Largest drift believed, in parts per billion (1000 ppm).
 pub const MAX_FREQ_PPB: i64 = 1_000_000;
@@ -136,12 +144,18 @@ pub struct Pll {
     ring: [Point; RING],
     ring_len: usize,
     ring_head: usize,
+    /// The window's best point, drift-corrected to the newest time:
+    /// `offset_at(t) = best.o + drift(t - best.t)`; kept by `rebest`.
+    best: Option<Point>,
     anchors: [Point; ANCHORS],
     anchors_len: usize,
     anchors_head: usize,
     bucket: Option<(i64, Point)>,
     freq_ppb: i64,
-    freq_known: bool,
+    /// The slope's standard error (dimensionless), or the prior.
+    freq_err: f64,
+    /// The offset window `rebest` chose.
+    window_ns: i64,
     back: Option<Point>,
     last_frame: Option<u32>,
     step_frames: Option<u32>,
@@ -169,12 +183,14 @@ impl Pll {
             ring: [Point::default(); RING],
             ring_len: 0,
             ring_head: 0,
+            best: None,
             anchors: [Point::default(); ANCHORS],
             anchors_len: 0,
             anchors_head: 0,
             bucket: None,
             freq_ppb: 0,
-            freq_known: false,
+            freq_err: PRIOR_FREQ_ERR,
+            window_ns: MIN_WINDOW_NS,
             back: None,
             last_frame: None,
             step_frames: None,
@@ -210,6 +226,7 @@ impl Pll {
     pub fn clear(&mut self) {
         self.ring_len = 0;
         self.ring_head = 0;
+        self.best = None;
         self.back = None;
         self.last_frame = None;
         self.step_frames = None;
@@ -225,27 +242,48 @@ impl Pll {
 
     /// The estimated offset (master - local) at local time `t`.
     fn offset_at(&self, t: i64) -> Option<i64> {
+        self.best.map(|b| b.o + self.drift(t - b.t))
+    }
+
+    /// Find the best point again (after the ring or the frequency
+    /// changed): the largest offset, drift-corrected to the newest
+    /// observation, over the newest `k` observations, where `k` balances
+    /// the two errors of a window: the soonest of k packets is behind the
+    /// floor by about 2 x (mean gap) / k, and a frequency error e moves a
+    /// point of age a by e x a. Never allocates.
+    fn rebest(&mut self) {
         if self.ring_len == 0 {
-            return None;
+            self.best = None;
+            return;
         }
         let newest = self.ring[(self.ring_head + RING - 1) % RING].t;
-        let window = if !self.freq_known {
-            EARLY_WINDOW_NS
-        } else if self.anchors_len < FULL_ANCHORS {
-            MID_WINDOW_NS
-        } else {
-            WINDOW_NS
-        };
-        let mut best: Option<i64> = None;
+        let at = |k: usize| self.ring[(self.ring_head + RING - 1 - k) % RING];
+        // The mean gap behind the best of the longest window.
+        let (mut top, mut sum, mut n) = (i64::MIN, 0f64, 0usize);
         for k in 0..self.ring_len {
-            let p = self.ring[(self.ring_head + RING - 1 - k) % RING];
-            if p.t < newest - window {
-                continue;
+            let p = at(k);
+            if p.t < newest - WINDOW_NS {
+                break; // arrival order: the rest are older
             }
-            let v = p.o + self.drift(t - p.t);
-            best = Some(best.map_or(v, |b: i64| b.max(v)));
+            let v = p.o + self.drift(newest - p.t);
+            top = top.max(v);
+            sum += v as f64;
+            n += 1;
         }
-        best
+        let gap = (top as f64 - sum / n as f64).max(MIN_GAP_NS);
+        let (mut run, mut best, mut cost) = (i64::MIN, i64::MIN, f64::MAX);
+        for k in 0..n {
+            let p = at(k);
+            run = run.max(p.o + self.drift(newest - p.t));
+            let age = newest - p.t;
+            let c = 2.0 * gap / (k + 1) as f64 + self.freq_err * age as f64;
+            if c < cost || age < MIN_WINDOW_NS {
+                cost = c;
+                best = run;
+                self.window_ns = age;
+            }
+        }
+        self.best = Some(Point { t: newest, o: best });
     }
 
     fn push(&mut self, p: Point) {
@@ -269,9 +307,11 @@ impl Pll {
             }
             None => self.bucket = Some((p.t, p)),
         }
+        self.rebest();
     }
 
-    /// Least-squares slope through the anchors, relative to the first.
+    /// Least-squares slope through the anchors, relative to the first, and
+    /// the window its standard error allows.
     fn fit_freq(&mut self) {
         let n = self.anchors_len;
         if n < MIN_ANCHORS {
@@ -294,11 +334,29 @@ impl Pll {
             sxy += x * y;
             sxx += x * x;
         }
-        if sxx > 0 {
-            let ppb = (sxy * 1_000_000_000 / sxx) as i64;
-            self.freq_ppb = ppb.clamp(-MAX_FREQ_PPB, MAX_FREQ_PPB);
-            self.freq_known = true;
+        if sxx <= 0 {
+            return;
         }
+        let slope = sxy as f64 / sxx as f64;
+        let mut rss = 0f64;
+        for k in 0..n {
+            let p = self.anchors[(first + k) % ANCHORS];
+            let x = ((p.t - base.t) as i128 - mt) as f64;
+            let y = ((p.o - base.o) as i128 - mo) as f64;
+            rss += (y - slope * x) * (y - slope * x);
+        }
+        let scatter = (rss / (n - 2) as f64).sqrt().max(MIN_SCATTER_NS);
+        let stderr = scatter / (sxx as f64).sqrt();
+        if stderr < PRIOR_FREQ_ERR {
+            let ppb = (slope * 1e9).round() as i64;
+            self.freq_ppb = ppb.clamp(-MAX_FREQ_PPB, MAX_FREQ_PPB);
+            self.freq_err = stderr;
+        }
+    }
+
+    /// The offset window in use, ns.
+    pub fn window_ns(&self) -> i64 {
+        self.window_ns
     }
 
     /// Take one observation (the rows use `period_ns` when its seconds
@@ -380,6 +438,19 @@ impl Pll {
         self.push(p);
     }
 
+    /// Whether a START received at `recv_ns` shows row 0 at `deadline`,
+    /// for a follower on a timeline: the first deadline at least a quarter
+    /// period after the packet (plus the node's own offset). A rowplay
+    /// leader sends START just after a hand-out and shows row 0 one period
+    /// later; the guard keeps a START that came sooner than the delay
+    /// estimate (the estimate is the soonest SYNC of a window, not the
+    /// soonest packet ever) from showing row 0 a frame early, and leaves
+    /// three quarters of a period for delay. An FPP master's START ("row 0
+    /// now") is shown at most a period and a quarter after it arrives.
+    pub fn start_due(&self, recv_ns: u64, deadline: u64, period_ns: u64) -> bool {
+        deadline as i64 >= recv_ns as i64 + self.user_offset + (period_ns / 4) as i64
+    }
+
     /// START: the master's row 0. With `next_deadline` (the player is
     /// following and has a timeline) row 0 is that deadline, which is on
     /// the master's cadence, so a switch lands on the same frame
@@ -404,6 +475,7 @@ impl Pll {
                 if let Some((_, b)) = self.bucket.as_mut() {
                     b.o += delta;
                 }
+                self.rebest();
                 self.back = None;
                 d as u64
             }
@@ -476,6 +548,7 @@ impl Pll {
         stats.jumps.store(self.jumps, Relaxed);
         stats.error_us.store(self.error_ns / 1000, Relaxed);
         stats.slew_ppm.store(self.slew_ppm, Relaxed);
+        stats.drift_ppb.store(self.freq_ppb, Relaxed);
         stats.locked.store(self.locked, Relaxed);
     }
 }
@@ -733,6 +806,56 @@ mod tests {
             let f = run.pll.freq_ppb();
             assert!((f + ppm * 1000).abs() < 20_000, "{ppm} ppm: freq {f} ppb");
         }
+    }
+
+    #[test]
+    fn the_window_grows_as_the_drift_is_learned() {
+        // Two minutes each, several packet draws: once the slope is known
+        // the window reaches back far enough to find a packet near the
+        // floor (an 8-second window alone gave up to 0.6 ms at 0-4 ms).
+        for seed in 0..6u64 {
+            let mut s = Sim::new();
+            s.seed ^= seed.wrapping_mul(0x1234_5678_9ABC);
+            s.drift_ppm = 200;
+            s.jitter_ns = 4_000_000;
+            s.frames = 6000;
+            let run = s.run();
+            assert_no_skip_or_repeat(&run);
+            assert!(
+                run.pll.window_ns() >= WINDOW_NS / 2,
+                "{}",
+                run.pll.window_ns()
+            );
+            let (p99, max) = err_after(&run, 1500, s.base_delay as i64);
+            assert!(p99 <= 400_000 && max <= 800_000, "seed {seed}: {p99} {max}");
+            // 0-10 ms with 5 % loss
+            let mut s = Sim::new();
+            s.seed ^= seed.wrapping_mul(0x1234_5678_9ABC);
+            s.jitter_ns = 10_000_000;
+            s.loss_pct = 5;
+            s.drift_ppm = -100;
+            s.frames = 6000;
+            let run = s.run();
+            let (p99, _) = err_after(&run, 1500, s.base_delay as i64);
+            assert!(p99 <= 1_000_000, "seed {seed}: {p99}");
+        }
+    }
+
+    #[test]
+    fn a_start_shows_row_0_a_quarter_period_after_it_came_or_later() {
+        let p = Pll::new(0);
+        let d = 10_000_000_000u64;
+        // a rowplay leader's START, sent just after its hand-out one
+        // period before row 0: due at the follower's next deadline
+        assert!(p.start_due(d - P + 300_000, d, P));
+        assert!(p.start_due(d - P / 4, d, P));
+        // sooner than a quarter period before it: the one after
+        assert!(!p.start_due(d - P / 4 + 1, d, P));
+        // a node that shows 30 ms later (its deadlines 10 ms past the
+        // leader's cadence) shows row 0 at d + 30 ms, not at d + 10 ms
+        let late = Pll::new(30_000_000);
+        assert!(!late.start_due(d - P + 300_000, d + 10_000_000, P));
+        assert!(late.start_due(d - P + 300_000, d + 30_000_000, P));
     }
 
     #[test]
