@@ -33,9 +33,10 @@ pub const RING: usize = 128;
 pub const WINDOW_NS: i64 = 16_000_000_000;
 /// The shortest: one late packet alone never sets the estimate.
 pub const MIN_WINDOW_NS: i64 = 1_000_000_000;
-/// The frequency error assumed before there is an estimate: crystals of
-/// two boards differ by less (the test drift is 200 ppm).
-pub const PRIOR_FREQ_ERR: f64 = 200e-6;
+/// The frequency error assumed before there is an estimate (the first
+/// 10 s). Two boards' crystals differ by tens of ppm; at 200 ppm (the
+/// test drift) this window is early by up to 0.3 ms until the slope is in.
+pub const PRIOR_FREQ_ERR: f64 = 100e-6;
 /// The mean gap (how far packets arrive behind the soonest) is taken as
 /// at least this, so a quiet network does not shrink the window to one
 /// packet.
@@ -250,7 +251,9 @@ impl Pll {
     /// observation, over the newest `k` observations, where `k` balances
     /// the two errors of a window: the soonest of k packets is behind the
     /// floor by about 2 x (mean gap) / k, and a frequency error e moves a
-    /// point of age a by e x a. Never allocates.
+    /// point of age a by e x a (counted at half: it only matters when it
+    /// makes an old point look sooner, otherwise a newer one wins). Never
+    /// allocates.
     fn rebest(&mut self) {
         if self.ring_len == 0 {
             self.best = None;
@@ -276,7 +279,7 @@ impl Pll {
             let p = at(k);
             run = run.max(p.o + self.drift(newest - p.t));
             let age = newest - p.t;
-            let c = 2.0 * gap / (k + 1) as f64 + self.freq_err * age as f64;
+            let c = 2.0 * gap / (k + 1) as f64 + self.freq_err * age as f64 / 2.0;
             if c < cost || age < MIN_WINDOW_NS {
                 cost = c;
                 best = run;
@@ -347,11 +350,9 @@ impl Pll {
         }
         let scatter = (rss / (n - 2) as f64).sqrt().max(MIN_SCATTER_NS);
         let stderr = scatter / (sxx as f64).sqrt();
-        if stderr < PRIOR_FREQ_ERR {
-            let ppb = (slope * 1e9).round() as i64;
-            self.freq_ppb = ppb.clamp(-MAX_FREQ_PPB, MAX_FREQ_PPB);
-            self.freq_err = stderr;
-        }
+        let ppb = (slope * 1e9).round() as i64;
+        self.freq_ppb = ppb.clamp(-MAX_FREQ_PPB, MAX_FREQ_PPB);
+        self.freq_err = stderr;
     }
 
     /// The offset window in use, ns.
