@@ -92,6 +92,15 @@ def align(lead, other):
     return out
 
 
+def any_two(skews):
+    """|skew| of any two nodes: leader-follower and follower-follower."""
+    out = [abs(x) for s in skews for x in s.values()]
+    for i, j in itertools.combinations(range(len(skews)), 2):
+        common = skews[i].keys() & skews[j].keys()
+        out += [abs(skews[i][c] - skews[j][c]) for c in common]
+    return out
+
+
 def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
     procs, relays = [], []
     try:
@@ -139,13 +148,14 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
     lead_recs = shown(lead[2])
     res = {"scenario": name, "max_ms": max_ms, "drop": drop, "drift_ppm": drift,
            "followers": []}
-    skews = []
+    skews, skews10 = [], []
     for k, (_, _, cap) in enumerate(followers):
         f = shown(cap)
         pairs = align(lead_recs, f)
         t0 = f[0][0] if f else 0
         after = [(t - tl) for t, tl, _, _ in pairs if t - t0 > 2_000_000_000]
         skews.append({(a, r, tl): t - tl for t, tl, a, r in pairs if t - t0 > 2_000_000_000})
+        skews10.append({(a, r, tl): t - tl for t, tl, a, r in pairs if t - t0 > 10_000_000_000})
         lock = None
         for i, (t, tl, _, _) in enumerate(pairs):
             if all(abs(x[0] - x[1]) < 1_000_000 for x in pairs[i:i + 50]) and len(pairs) > i + 50:
@@ -164,13 +174,11 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
             "jump_skew_ms": jump, "out_of_order_steps": bad,
             "jumps": ms.get("jumps"), "lost": ms.get("lost"), "late": ms.get("late"),
             "underruns": fstats[k].get("underruns"), "drift": bool(drift and k == 2),
+            "skipped_ticks": fstats[k].get("skipped_ticks"), "drift_ppm": ms.get("drift_ppm"),
         })
-    # any two nodes: leader-follower and follower-follower
-    pair_skew = [abs(x) for s in skews for x in s.values()]
-    for i, j in itertools.combinations(range(3), 2):
-        common = skews[i].keys() & skews[j].keys()
-        pair_skew += [abs(skews[i][c] - skews[j][c]) for c in common]
+    pair_skew = any_two(skews)
     res["any_two_ns"] = h.quantiles(pair_skew)
+    res["any_two_after_10s_ns"] = h.quantiles(any_two(skews10))
     for _, _, cap in followers + [lead]:
         os.remove(cap)
     return res
@@ -200,19 +208,22 @@ def main():
     with open(os.path.join(h.OUT, "sync.json"), "w") as f:
         json.dump(res, f, indent=1)
     lines = ["# MultiSync (bench/run sync)", "",
-             "| impairment | any two nodes p50 / p99 / max (ms) | lock (s, per follower) | "
-             "jump: follower row 0 minus leader's (ms) | out-of-order rows | pll jumps |",
-             "|---|---|---|---|---|---|"]
+             "| impairment | any two nodes p50 / p99 / max (ms) | the same from 10 s | "
+             "lock (s, per follower) | jump: follower row 0 minus leader's (ms) | "
+             "out-of-order rows | rows skipped (stalls) | pll jumps |",
+             "|---|---|---|---|---|---|---|---|"]
     def each(fs, key, fmt):
         return ", ".join("-" if f[key] is None else fmt.format(f[key]) for f in fs)
 
     for r in runs:
-        q = r["any_two_ns"]
+        q, q10 = r["any_two_ns"], r["any_two_after_10s_ns"]
         fs = r["followers"]
         lines.append(
             f"| {r['scenario']} | {h.ms(q['p50'])} / {h.ms(q['p99'])} / {h.ms(q['max'])} | "
+            f"{h.ms(q10['p50'])} / {h.ms(q10['p99'])} / {h.ms(q10['max'])} | "
             f"{each(fs, 'lock_s', '{:.2f}')} | {each(fs, 'jump_skew_ms', '{:.2f}')} | "
-            f"{sum(f['out_of_order_steps'] for f in fs)} | {sum(f['jumps'] or 0 for f in fs)} |")
+            f"{sum(f['out_of_order_steps'] for f in fs)} | "
+            f"{sum(f['skipped_ticks'] or 0 for f in fs)} | {sum(f['jumps'] or 0 for f in fs)} |")
     md = "\n".join(lines) + "\n"
     with open(os.path.join(h.OUT, "sync.md"), "w") as f:
         f.write(md)

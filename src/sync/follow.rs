@@ -10,7 +10,7 @@
 
 use crate::sync::names::strip_fseq;
 use crate::sync::packet::{self, FileType, Packet, PingInfo, SyncType, PING_V3_LEN};
-use crate::sync::pll::Observation;
+use crate::sync::pll::{Observation, SECONDS_EPSILON};
 use crate::sync::{AfterSync, ObsRing, SyncEvent, SyncSettings, SyncSink, SyncStats};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -81,7 +81,18 @@ pub struct Follower<R, S> {
     current: Option<(String, u32)>,
     /// The last file that mapped to nothing, so it is counted once.
     unknown: Option<String>,
+    /// When the latest START came, and the file it replaced: a SYNC sent
+    /// before that START can arrive after it (a leader sends START and a
+    /// SYNC in one tick, and the network may swap them).
+    started: Option<(u64, Option<String>)>,
 }
+
+/// A SYNC of the file a START replaced, this soon after the START, was
+/// sent before it.
+pub const STALE_NS: u64 = 1_000_000_000;
+/// A SYNC of the file started whose seconds are this far beyond the time
+/// since its START is from the pass before it.
+pub const AHEAD_NS: u64 = 250_000_000;
 
 impl<R, S> Follower<R, S>
 where
@@ -101,6 +112,7 @@ where
             epoch: 0,
             current: None,
             unknown: None,
+            started: None,
         }
     }
     /// The ring the player drains.
@@ -215,6 +227,8 @@ where
             }
             SyncType::Start => {
                 if let Some(array) = self.resolve_file(file) {
+                    let replaced = self.current.take().map(|(f, _)| f).filter(|f| f != file);
+                    self.started = Some((recv_ns, replaced));
                     self.follow(file, array);
                     self.sink.event(SyncEvent::Start {
                         array,
@@ -227,6 +241,10 @@ where
             }
             SyncType::Sync => {
                 let following = matches!(&self.current, Some((f, _)) if f == file);
+                if self.stale(following, file, seconds, recv_ns) {
+                    self.stats.stale.fetch_add(1, Relaxed);
+                    return;
+                }
                 if !following {
                     let Some(array) = self.resolve_file(file) else {
                         self.current = None;
@@ -256,6 +274,27 @@ where
                     self.sink.event(SyncEvent::Stop { after: self.after });
                 }
             }
+        }
+    }
+
+    /// Whether a SYNC that came less than [`STALE_NS`] after the latest
+    /// START was sent before it: of the file that START replaced, or of
+    /// the file started with seconds more than [`AHEAD_NS`] beyond the
+    /// time since (a SYNC of the pass before a loop; a frames-only master
+    /// gives nothing to tell by). Later, a SYNC far ahead is the master
+    /// seeking, which the clock follows.
+    fn stale(&self, following: bool, file: &str, seconds: f32, recv_ns: u64) -> bool {
+        let Some((t0, replaced)) = &self.started else {
+            return false;
+        };
+        let since = recv_ns.saturating_sub(*t0);
+        if since >= STALE_NS {
+            return false;
+        }
+        if following {
+            seconds > SECONDS_EPSILON && (seconds as f64 * 1e9) as u64 > since + AHEAD_NS
+        } else {
+            replaced.as_deref() == Some(file)
         }
     }
 
@@ -419,6 +458,71 @@ mod tests {
             s.master.load(Relaxed),
             u32::from(Ipv4Addr::new(10, 0, 0, 9))
         );
+    }
+
+    #[test]
+    fn syncs_sent_before_a_start_that_come_after_it_are_stale() {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let ev = events.clone();
+        let names = ["A", "B"];
+        let mut f = Follower::new(
+            &SyncSettings::default(),
+            move |n: &str| {
+                crate::sync::names::NameMap::default()
+                    .resolve(n, &names[..])
+                    .ok()
+            },
+            move |e| ev.lock().unwrap().push(e),
+        );
+        let from: SocketAddr = "10.0.0.9:32320".parse().unwrap();
+        let mut r = [0u8; PING_V3_LEN];
+        let mut feed = |f: &mut Follower<_, _>, p: Vec<u8>, t| f.handle(&p, from, t, &mut r);
+        const S: u64 = 1_000_000_000;
+        feed(&mut f, sync_pkt(SyncType::Start, 0, 0.0, "A.fseq"), S);
+        feed(&mut f, sync_pkt(SyncType::Sync, 40, 0.8, "A.fseq"), 2 * S);
+        // The switch: START B, then A's SYNC of the same tick overtaken.
+        feed(&mut f, sync_pkt(SyncType::Start, 0, 0.0, "B.fseq"), 3 * S);
+        feed(
+            &mut f,
+            sync_pkt(SyncType::Sync, 90, 1.8, "A.fseq"),
+            3 * S + 3_000_000,
+        );
+        // The loop of B: START again, then the pass before's SYNC.
+        feed(&mut f, sync_pkt(SyncType::Start, 0, 0.0, "B.fseq"), 7 * S);
+        feed(
+            &mut f,
+            sync_pkt(SyncType::Sync, 192, 3.84, "B.fseq"),
+            7 * S + 2_000_000,
+        );
+        feed(
+            &mut f,
+            sync_pkt(SyncType::Sync, 4, 0.08, "B.fseq"),
+            7 * S + 80_000_000,
+        );
+        // A second on: a master that seeks ahead, and then plays A again,
+        // are followed.
+        feed(
+            &mut f,
+            sync_pkt(SyncType::Sync, 1000, 20.0, "B.fseq"),
+            9 * S,
+        );
+        feed(&mut f, sync_pkt(SyncType::Sync, 50, 1.0, "A.fseq"), 10 * S);
+        let kinds: Vec<_> = events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                SyncEvent::Start { array, .. } => format!("start {array}"),
+                SyncEvent::Join { array, .. } => format!("join {array}"),
+                e => format!("{e:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["start 0", "start 1", "start 1", "join 0"]);
+        let mut frames = vec![];
+        f.ring().drain(|o| frames.push(o.frame));
+        assert_eq!(frames, [40, 4, 1000, 50]);
+        assert_eq!(f.stats().stale.load(Relaxed), 2);
+        assert_eq!(f.stats().to_json(crate::sync::Mode::Follow)["late"], 2);
     }
 
     #[test]

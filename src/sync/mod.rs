@@ -183,8 +183,11 @@ pub struct SyncStats {
     pub packets: AtomicU64,
     /// SYNCs missing from the cadence.
     pub lost: AtomicU64,
-    /// Late or reordered SYNCs.
+    /// Late or reordered SYNCs (the clock's count).
     pub late: AtomicU64,
+    /// SYNCs sent before a START that came after it (the listener's
+    /// count; shown within `late`).
+    pub stale: AtomicU64,
     /// Jumps.
     pub jumps: AtomicU64,
     /// Packets naming an unknown or ambiguous file (once per name run).
@@ -223,7 +226,7 @@ impl SyncStats {
             "drift_ppm": self.drift_ppb.load(Relaxed) as f64 / 1000.0,
             "packets": self.packets.load(Relaxed),
             "lost": self.lost.load(Relaxed),
-            "late": self.late.load(Relaxed),
+            "late": self.late.load(Relaxed) + self.stale.load(Relaxed),
             "jumps": self.jumps.load(Relaxed),
             "unknown_names": self.unknown_names.load(Relaxed),
         })
