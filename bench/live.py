@@ -269,9 +269,10 @@ def main():
             f"{r['packets_per_s']:.0f} | {r['frames_shown']} / {r['frames_sent']} | {lat} | "
             f"{r['cpu_ns_per_1000_packets'] / 1e6:.1f} ms | {h.mib(r['peak_rss_bytes'])} | "
             f"{r['deadline_misses']} |")
-    lines += ["", "Why the player was late (bench/ktrace.py), per run: " + "; ".join(
-        f"{r['mode']} {r['fps']}: {r['miss_attribution_text'] or 'no misses'}"
-        for r in res["runs"] if r["deadline_misses"]) or "no misses in any run.", ""]
+    why = "; ".join(f"{r['mode']} {r['fps']}: {r['miss_attribution_text']}"
+                    for r in res["runs"] if r["deadline_misses"])
+    lines += ["", "Why the player was late (bench/ktrace.py), per run: "
+              + (why or "no deadline misses in any run."), ""]
     lines += ["", f"Highest packet rate held with 0 dropped frames: "
               f"{res['highest_rate_held'] and round(res['highest_rate_held'])} packets/s "
               f"(the last ramp step is the Python sender's own limit if it held).", ""]
