@@ -402,23 +402,42 @@ mod tests {
         b[..n].to_vec()
     }
 
-    #[test]
-    fn packets_become_events_and_observations() {
-        let events = Arc::new(Mutex::new(Vec::new()));
+    type Events = Arc<Mutex<Vec<SyncEvent>>>;
+
+    /// A follower of arrays named `names`, and the events it gives.
+    fn follower(
+        names: &'static [&'static str],
+    ) -> (
+        Follower<impl FnMut(&str) -> Option<u32>, impl SyncSink>,
+        Events,
+    ) {
+        let events = Events::default();
         let ev = events.clone();
-        let names = ["A", "shows/B"];
-        let mut f = Follower::new(
+        let f = Follower::new(
             &SyncSettings::default(),
             move |n: &str| {
                 crate::sync::names::NameMap::default()
-                    .resolve(n, &names[..])
+                    .resolve(n, names)
                     .ok()
             },
             move |e| ev.lock().unwrap().push(e),
         );
+        (f, events)
+    }
+
+    /// One datagram from a master at 10.0.0.9, received at `t`.
+    fn feed<R, S>(f: &mut Follower<R, S>, p: Vec<u8>, t: u64) -> Option<usize>
+    where
+        R: FnMut(&str) -> Option<u32>,
+        S: SyncSink,
+    {
         let from: SocketAddr = "10.0.0.9:32320".parse().unwrap();
-        let mut r = [0u8; PING_V3_LEN];
-        let mut feed = |f: &mut Follower<_, _>, p: Vec<u8>, t| f.handle(&p, from, t, &mut r);
+        f.handle(&p, from, t, &mut [0u8; PING_V3_LEN])
+    }
+
+    #[test]
+    fn packets_become_events_and_observations() {
+        let (mut f, events) = follower(&["A", "shows/B"]);
         assert_eq!(
             feed(&mut f, sync_pkt(SyncType::Open, 0, 0.0, "B.fseq"), 1),
             None
@@ -462,21 +481,7 @@ mod tests {
 
     #[test]
     fn syncs_sent_before_a_start_that_come_after_it_are_stale() {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let ev = events.clone();
-        let names = ["A", "B"];
-        let mut f = Follower::new(
-            &SyncSettings::default(),
-            move |n: &str| {
-                crate::sync::names::NameMap::default()
-                    .resolve(n, &names[..])
-                    .ok()
-            },
-            move |e| ev.lock().unwrap().push(e),
-        );
-        let from: SocketAddr = "10.0.0.9:32320".parse().unwrap();
-        let mut r = [0u8; PING_V3_LEN];
-        let mut feed = |f: &mut Follower<_, _>, p: Vec<u8>, t| f.handle(&p, from, t, &mut r);
+        let (mut f, events) = follower(&["A", "B"]);
         const S: u64 = 1_000_000_000;
         feed(&mut f, sync_pkt(SyncType::Start, 0, 0.0, "A.fseq"), S);
         feed(&mut f, sync_pkt(SyncType::Sync, 40, 0.8, "A.fseq"), 2 * S);
