@@ -314,7 +314,7 @@ impl Pll {
     }
 
     /// Least-squares slope through the anchors, relative to the first, and
-    /// the window its standard error allows.
+    /// its standard error (which `rebest` weighs against the scatter).
     fn fit_freq(&mut self) {
         let n = self.anchors_len;
         if n < MIN_ANCHORS {
