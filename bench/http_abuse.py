@@ -280,9 +280,8 @@ def main():
     player.send_signal(signal.SIGTERM)
     _, err = player.communicate(timeout=60)
     stats = json.load(open(stats_path))
-    tr = trace.stop(save_to=os.path.join(h.OUT, "http_abuse.ktrace.txt"))
-    att = ktrace.attribute(tr, stats.get("recent_misses", []), h.PERIOD_NS)
-    why = ktrace.summary(att, trace.steal_ms) or trace.why
+    att, why = ktrace.explain(trace, stats.get("recent_misses", []), h.PERIOD_NS,
+                              save_to=os.path.join(h.OUT, "http_abuse.ktrace.txt"))
 
     codes, errors, lat, late = {}, {}, [], 0
     for t in status:

@@ -312,6 +312,14 @@ def summary(att, steal_ms):
     return s
 
 
+def explain(trace, misses, period_ns, save_to=None):
+    """Stop `trace` and attribute the player's `misses` (its stats'
+    `recent_misses`): (attribution, one sentence for the report)."""
+    tr = trace.stop(save_to=save_to)
+    att = attribute(tr, misses, period_ns)
+    return att, summary(att, trace.steal_ms) or trace.why
+
+
 def preemption():
     """The kernel's preemption model, as far as it can be read: `full` and
     `rt` let a due SCHED_FIFO thread take the CPU from another task's system

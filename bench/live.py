@@ -62,13 +62,12 @@ def traced(seconds):
 
 def attributed(trace, stats_path, tag):
     """The trace's cause for each miss the player recorded."""
-    tr = trace.stop(save_to=os.path.join(h.OUT, f"live-{tag}.ktrace.txt"))
     try:
         misses = json.load(open(stats_path)).get("recent_misses", [])
     except (OSError, ValueError):
         misses = []
-    att = ktrace.attribute(tr, misses, h.PERIOD_NS)
-    return att, ktrace.summary(att, trace.steal_ms) or trace.why
+    return ktrace.explain(trace, misses, h.PERIOD_NS,
+                          save_to=os.path.join(h.OUT, f"live-{tag}.ktrace.txt"))
 
 
 def run_one(rowplay, mode, fps, frames, tag):
