@@ -48,9 +48,11 @@ pub const MIN_SCATTER_NS: f64 = 100_000.0;
 pub const ANCHOR_NS: i64 = 2_000_000_000;
 /// Anchors kept (one minute).
 pub const ANCHORS: usize = 30;
-/// Anchors needed before the slope is used: three degrees of freedom for
-/// the scatter that says how far to trust it.
-pub const MIN_ANCHORS: usize = 3;
+/// Anchors needed before the slope is used (ten seconds): three degrees
+/// of freedom for the scatter that says how far to trust it; with fewer a
+/// slope through a few noisy anchors looked good by chance and pulled the
+/// estimate off by more than the drift it was meant to correct.
+pub const MIN_ANCHORS: usize = 5;
 /// Largest drift believed, in parts per billion (1000 ppm).
 pub const MAX_FREQ_PPB: i64 = 1_000_000;
 /// Errors above this jump instead of slewing.
@@ -69,6 +71,19 @@ pub const LOCK_NS: i64 = 1_000_000;
 pub const SECONDS_EPSILON: f32 = 0.0001;
 /// Frames with the dense cadence (every 4) at the start of a sequence.
 pub const DENSE_FRAMES: u32 = 32;
+/// When the timeline moves to a new one (a START, or SYNCs that say the
+/// master moved without one reaching us) the filter is carried over,
+/// shifted by whole periods: a master keeps its frame cadence across a
+/// loop or a switch (a rowplay leader exactly), so the soonest packets of
+/// the old span still say where its frames fall. The first this many
+/// packets of the new timeline check that: if none of them comes within
+/// [`CHECK_NS`] of the carried estimate, the master's cadence moved (a
+/// master whose new sequence starts off the old frame grid) and the old
+/// span is dropped.
+pub const CHECK_PACKETS: u32 = 12;
+/// See [`CHECK_PACKETS`]. With 0-10 ms of random delay, twelve packets
+/// all this far behind the floor happen 0.2 % of the time (0.6^12).
+pub const CHECK_NS: i64 = 4_000_000;
 
 /// One received SYNC, as the listener publishes it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -158,6 +173,9 @@ pub struct Pll {
     /// The offset window `rebest` chose.
     window_ns: i64,
     back: Option<Point>,
+    /// After a shift: (packets of the new timeline, their largest
+    /// residual), until [`CHECK_PACKETS`] have come.
+    check: Option<(u32, i64)>,
     last_frame: Option<u32>,
     step_frames: Option<u32>,
     /// SYNCs missing from the cadence.
@@ -193,6 +211,7 @@ impl Pll {
             freq_err: PRIOR_FREQ_ERR,
             window_ns: MIN_WINDOW_NS,
             back: None,
+            check: None,
             last_frame: None,
             step_frames: None,
             lost: 0,
@@ -229,6 +248,7 @@ impl Pll {
         self.ring_head = 0;
         self.best = None;
         self.back = None;
+        self.check = None;
         self.last_frame = None;
         self.step_frames = None;
         self.locked = false;
@@ -273,7 +293,9 @@ impl Pll {
             sum += v as f64;
             n += 1;
         }
-        let gap = (top as f64 - sum / n as f64).max(MIN_GAP_NS);
+        let raw_gap = top as f64 - sum / n as f64;
+        let gap = raw_gap.max(MIN_GAP_NS);
+        let mut used = 1usize;
         let (mut run, mut best, mut cost) = (i64::MIN, i64::MIN, f64::MAX);
         for k in 0..n {
             let p = at(k);
@@ -283,9 +305,15 @@ impl Pll {
             if c < cost || age < MIN_WINDOW_NS {
                 cost = c;
                 best = run;
+                used = k + 1;
                 self.window_ns = age;
             }
         }
+        // The soonest of k packets is still behind the floor, by about
+        // (mean gap) / k when delays are exponential (twice that for
+        // uniform ones): take (mean gap) / (k + 1) off, so a young window
+        // is not late by its whole excess; it fades as the window fills.
+        let best = best + (raw_gap / (used + 1) as f64) as i64;
         self.best = Some(Point { t: newest, o: best });
     }
 
@@ -350,6 +378,10 @@ impl Pll {
         }
         let scatter = (rss / (n - 2) as f64).sqrt().max(MIN_SCATTER_NS);
         let stderr = scatter / (sxx as f64).sqrt();
+        // Weigh the fit against the prior (no drift, give or take
+        // PRIOR_FREQ_ERR): a young fit counts as far as it is certain.
+        let (a, b) = (PRIOR_FREQ_ERR * PRIOR_FREQ_ERR, stderr * stderr);
+        let (slope, stderr) = (slope * a / (a + b), (a * b / (a + b)).sqrt());
         let ppb = (slope * 1e9).round() as i64;
         self.freq_ppb = ppb.clamp(-MAX_FREQ_PPB, MAX_FREQ_PPB);
         self.freq_err = stderr;
@@ -409,20 +441,20 @@ impl Pll {
                 let r = p.o - est;
                 if r > RESET_NS {
                     // Sooner than any delay allows: the master moved on.
-                    self.restart_with(p);
+                    self.retime(&[p], period_ns);
                 } else if r < -RESET_NS {
                     late = true;
                     match self.back {
-                        Some(b) if (p.o - b.o).abs() < AGREE_NS => {
-                            self.restart_with(b);
-                            self.push(p);
-                        }
+                        // Two agree: the master moved back (a loop or a
+                        // switch whose START was lost).
+                        Some(b) if (p.o - b.o).abs() < AGREE_NS => self.retime(&[b, p], period_ns),
                         _ => self.back = Some(p),
                     }
                 } else {
                     late |= r < -LATE_NS;
                     self.back = None;
                     self.push(p);
+                    self.checked(r);
                 }
             }
         }
@@ -431,12 +463,66 @@ impl Pll {
         }
     }
 
-    fn restart_with(&mut self, p: Point) {
-        let (lf, sf) = (self.last_frame, self.step_frames);
-        self.clear();
-        self.last_frame = lf;
-        self.step_frames = sf;
-        self.push(p);
+    /// Move every kept point by `delta` (the master's timeline moved by
+    /// it) and have the next packets check the move.
+    fn shift(&mut self, delta: i64) {
+        for p in self.ring.iter_mut() {
+            p.o += delta;
+        }
+        for a in self.anchors.iter_mut() {
+            a.o += delta;
+        }
+        if let Some((_, b)) = self.bucket.as_mut() {
+            b.o += delta;
+        }
+        self.back = None;
+        self.check = Some((0, i64::MIN));
+        self.rebest();
+    }
+
+    /// The master moved without a START: shift the filter by the whole
+    /// number of periods that puts the soonest of `new` at most a quarter
+    /// period before the old estimate's grid and less than three quarters
+    /// after it (a packet is behind the floor by its delay, never ahead),
+    /// then take them.
+    fn retime(&mut self, new: &[Point], period_ns: u64) {
+        let p = period_ns.max(1) as i64;
+        let d = new
+            .iter()
+            .map(|q| q.o - self.offset_at(q.t).unwrap_or(q.o))
+            .max()
+            .unwrap_or(0);
+        // ceil((d - p/4) / p) whole periods
+        let k = -(-(d - p / 4)).div_euclid(p);
+        self.shift(k.saturating_mul(p));
+        for &q in new {
+            let r = q.o - self.offset_at(q.t).unwrap_or(q.o);
+            self.push(q);
+            self.checked(r);
+        }
+    }
+
+    /// One packet of a shifted timeline, `r` behind (negative) or ahead
+    /// of the carried estimate; after [`CHECK_PACKETS`] keep the old span
+    /// or drop it.
+    fn checked(&mut self, r: i64) {
+        let Some((n, top)) = self.check else {
+            return;
+        };
+        let (n, top) = (n + 1, top.max(r));
+        if n < CHECK_PACKETS {
+            self.check = Some((n, top));
+            return;
+        }
+        self.check = None;
+        if top < -CHECK_NS {
+            // Keep only the new timeline's packets (the newest n).
+            self.ring_len = self.ring_len.min(n as usize);
+            self.anchors_len = 0;
+            self.anchors_head = 0;
+            self.bucket = None;
+            self.rebest();
+        }
     }
 
     /// Whether a START received at `recv_ns` shows row 0 at `deadline`,
@@ -466,18 +552,7 @@ impl Pll {
             (Some(d), Some(_)) if self.ring_len > 0 => {
                 let d = d as i64;
                 let old = self.offset_at(d).unwrap_or(0);
-                let delta = (self.user_offset - d) - old;
-                for p in self.ring.iter_mut().take(RING) {
-                    p.o += delta;
-                }
-                for a in self.anchors.iter_mut() {
-                    a.o += delta;
-                }
-                if let Some((_, b)) = self.bucket.as_mut() {
-                    b.o += delta;
-                }
-                self.rebest();
-                self.back = None;
+                self.shift((self.user_offset - d) - old);
                 d as u64
             }
             _ => {
@@ -526,7 +601,12 @@ impl Pll {
         let err = n - target;
         if err.abs() > JUMP_NS {
             self.jumps += 1;
-            let (row, deadline) = self.join(nominal, period_ns).unwrap_or((row, nominal));
+            // The row due nearest the nominal deadline: after a move by
+            // whole periods that is the row the player would have shown
+            // anyway (a deadline a hair before nominal must not skip one).
+            let (row, deadline) = self
+                .join(nominal.saturating_sub(period_ns / 2), period_ns)
+                .unwrap_or((row, nominal));
             self.error_ns = 0;
             self.slew_ppm = 0;
             self.locked = false;
@@ -597,6 +677,15 @@ mod tests {
         jump: Option<(u64, u64)>,
         /// Send the seconds field as 0 (frame numbers only).
         frames_only: bool,
+        /// The master loops an array of this many rows: seconds and frame
+        /// numbers start again, with a START one period before row 0 (a
+        /// rowplay leader's), lost like a SYNC.
+        loop_rows: Option<u64>,
+        /// Each pass after the first starts this far off the old frame
+        /// grid (a master that does not keep its cadence).
+        loop_phase: i64,
+        /// Every START is lost.
+        lose_starts: bool,
         seed: u64,
         frames: u64,
     }
@@ -622,6 +711,9 @@ mod tests {
                 cadence: 10,
                 jump: None,
                 frames_only: false,
+                loop_rows: None,
+                loop_phase: 0,
+                lose_starts: false,
                 seed: 0x9E37_79B9_7F4A_7C15,
                 frames: 3000,
             }
@@ -636,6 +728,9 @@ mod tests {
         /// The master's row at true time t, and the true time of the
         /// master's frame `f` (the master starts at true 0).
         fn master_time_of_frame(&self, f: u64) -> i64 {
+            if let Some(l) = self.loop_rows {
+                return (f * P) as i64 + (f / l) as i64 * self.loop_phase;
+            }
             match self.jump {
                 Some((at, by)) if f >= at + by => ((f - by) * P) as i64,
                 _ => (f * P) as i64,
@@ -643,8 +738,9 @@ mod tests {
         }
         fn run(&self) -> Run {
             let mut rng = Rng(self.seed);
-            // The master's packets: frame numbers it reaches at true times.
-            let mut packets: Vec<(i64, Observation)> = Vec::new();
+            // The master's packets (None: a START): frame numbers it
+            // reaches at true times.
+            let mut packets: Vec<(i64, Option<Observation>)> = Vec::new();
             let mut f = 0u64;
             let mut k = 0u64;
             loop {
@@ -652,11 +748,18 @@ mod tests {
                 if t > ((self.frames + 10) * P) as i64 {
                     break;
                 }
-                let send = f > 0
-                    && if f <= DENSE_FRAMES as u64 {
-                        f % 4 == 0
+                // the frame within the pass
+                let r = self.loop_rows.map_or(f, |l| f % l);
+                if r == 0 && f > 0 && rng.below(100) >= self.loss_pct && !self.lose_starts {
+                    let delay = self.base_delay + rng.below(self.jitter_ns);
+                    let arrive = t - P as i64 + 100_000 + delay as i64;
+                    packets.push((self.local(arrive), None));
+                }
+                let send = r > 0
+                    && if r <= DENSE_FRAMES as u64 {
+                        r % 4 == 0
                     } else {
-                        (f - DENSE_FRAMES as u64) % self.cadence as u64 == 0
+                        (r - DENSE_FRAMES as u64) % self.cadence as u64 == 0
                     };
                 if send && rng.below(100) >= self.loss_pct {
                     k += 1;
@@ -668,16 +771,16 @@ mod tests {
                     let secs = if self.frames_only {
                         0.0
                     } else {
-                        (f as f64 * P as f64 / 1e9) as f32
+                        (r as f64 * P as f64 / 1e9) as f32
                     };
                     packets.push((
                         self.local(arrive),
-                        Observation {
+                        Some(Observation {
                             recv_ns: self.local(arrive) as u64,
-                            frame: f as u32,
+                            frame: r as u32,
                             seconds: secs,
                             epoch: 0,
-                        },
+                        }),
                     ));
                 }
                 f = match self.jump {
@@ -686,11 +789,13 @@ mod tests {
                 };
             }
             packets.sort_by_key(|p| p.0);
+            let first = packets_first_sync(&packets);
+            packets.retain(|p| p.1.is_some() || p.0 > first);
             let first_sync_true = self.true_of(packets[0].0);
             let mut pll = Pll::new(0);
             let mut next = 0usize;
             // the follower joins on the first SYNC
-            pll.observe(&packets[0].1, P);
+            pll.observe(&packets[0].1.unwrap(), P);
             next += 1;
             let (mut row, mut deadline) = pll.join(packets[0].0 as u64 + P / 4, P).unwrap();
             let mut run = Run {
@@ -700,16 +805,42 @@ mod tests {
                 pll: Pll::new(0),
                 first_sync_true,
             };
+            let (mut epoch, mut start) = (0u32, None::<u64>);
             for _ in 0..self.frames {
-                // frame shown at `deadline`: its error against the master
-                let shown = self.true_of(deadline as i64);
-                run.errors.push((row, shown - (row * P) as i64));
-                run.deadlines.push((row, deadline));
-                // observations that arrived up to this deadline
+                // what came before this deadline (the player takes it
+                // before the hand-out), as the player does
                 while next < packets.len() && packets[next].0 <= deadline as i64 {
-                    pll.observe(&packets[next].1, P);
+                    match packets[next].1 {
+                        Some(mut o) => {
+                            o.epoch = epoch;
+                            pll.observe(&o, P);
+                        }
+                        None => start = Some(packets[next].0 as u64),
+                    }
                     next += 1;
                 }
+                if let Some(recv) = start {
+                    if pll.start_due(recv, deadline, P) {
+                        epoch += 1;
+                        deadline = pll.start(epoch, recv, Some(deadline));
+                        row = 0;
+                        start = None;
+                    }
+                }
+                // frame shown at `deadline`: its error against the master
+                let shown = self.true_of(deadline as i64);
+                let e = match self.loop_rows {
+                    Some(l) => {
+                        // against the nearest pass: the row's place in it
+                        let lp = (l * P) as i64 + self.loop_phase;
+                        let r = ((row % l) * P) as i64;
+                        let n = ((shown - r) as f64 / lp as f64).round() as i64;
+                        shown - r - n * lp
+                    }
+                    None => shown - (row * P) as i64,
+                };
+                run.errors.push((row, e));
+                run.deadlines.push((row, deadline));
                 let step = pll.steer(row + 1, deadline + P, P);
                 run.steps.push(step);
                 match step {
@@ -731,6 +862,11 @@ mod tests {
         }
     }
 
+    /// Arrival of the first SYNC (the follower starts there).
+    fn packets_first_sync(packets: &[(i64, Option<Observation>)]) -> i64 {
+        packets.iter().find(|p| p.1.is_some()).map_or(0, |p| p.0) - 1
+    }
+
     /// Rows strictly consecutive and each period within 1 % of nominal,
     /// for every step that is not a jump.
     fn assert_no_skip_or_repeat(run: &Run) {
@@ -738,7 +874,11 @@ mod tests {
             if matches!(s, Step::Jump { .. }) {
                 continue;
             }
-            assert_eq!(w[1].0, w[0].0 + 1, "row skipped or repeated");
+            // row 0 again: a START
+            assert!(
+                w[1].0 == w[0].0 + 1 || w[1].0 == 0,
+                "row skipped or repeated"
+            );
             let d = w[1].1 as i64 - w[0].1 as i64;
             assert!((d - P as i64).abs() <= (P / 100) as i64, "period {d}");
         }
@@ -878,6 +1018,60 @@ mod tests {
         assert!(p99 <= 2_000_000 && max <= 4_000_000, "{p99} {max}");
         // with 10 ms of jitter most packets are behind the best by > 2 ms
         assert!(run.pll.late > run.pll.taken / 2);
+    }
+
+    #[test]
+    fn a_lost_start_keeps_what_the_filter_learnt() {
+        // Every START lost: each loop the SYNCs go back 4 s, the clock
+        // moves the timeline by whole periods and keeps its window (it
+        // used to start again from two packets, which at 0-10 ms left it
+        // milliseconds late for seconds after every loop).
+        for seed in 0..4u64 {
+            let mut s = Sim::new();
+            s.seed ^= seed.wrapping_mul(0x1234_5678_9ABC);
+            s.jitter_ns = 10_000_000;
+            s.drift_ppm = 100;
+            s.loop_rows = Some(200);
+            s.lose_starts = true;
+            s.frames = 3000;
+            let run = s.run();
+            assert_no_skip_or_repeat(&run);
+            // the jumps the player is asked for land on the row it would
+            // have shown anyway (the same place in the pass)
+            for (w, st) in run.deadlines.windows(2).zip(run.steps.iter()) {
+                if matches!(st, Step::Jump { .. }) {
+                    assert_eq!(w[1].0 % 200, (w[0].0 + 1) % 200, "seed {seed}");
+                    let d = w[1].1 as i64 - w[0].1 as i64;
+                    assert!((d - P as i64).abs() <= (P / 100) as i64, "seed {seed}: {d}");
+                }
+            }
+            assert!(run.pll.jumps >= 10, "seed {seed}: {}", run.pll.jumps);
+            let (p99, _) = err_after(&run, 500, s.base_delay as i64);
+            assert!(p99 <= 1_000_000, "seed {seed}: {p99}");
+        }
+    }
+
+    #[test]
+    fn a_master_off_its_old_frame_grid_drops_the_carried_window() {
+        // Each pass starts 7 ms after the old grid: row 0 lands on the
+        // follower's grid, 7 ms early, and the carried window would keep
+        // it early for up to WINDOW_NS; the packets of the new pass show
+        // the move and the old span goes.
+        let mut s = Sim::new();
+        s.jitter_ns = 1_000_000;
+        s.loop_rows = Some(200);
+        s.loop_phase = 7_000_000;
+        s.frames = 3000;
+        let run = s.run();
+        assert_no_skip_or_repeat(&run);
+        let worst = run
+            .errors
+            .iter()
+            .filter(|&&(r, _)| r >= 150)
+            .map(|&(_, e)| (e - s.base_delay as i64).abs())
+            .max()
+            .unwrap();
+        assert!(worst < LOCK_NS, "{worst}");
     }
 
     #[test]
