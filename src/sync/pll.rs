@@ -718,6 +718,12 @@ mod tests {
                 frames: 3000,
             }
         }
+        /// One of several packet draws.
+        fn seeded(seed: u64) -> Sim {
+            let mut s = Sim::new();
+            s.seed ^= seed.wrapping_mul(0x1234_5678_9ABC);
+            s
+        }
         fn local(&self, t: i64) -> i64 {
             t + t * self.drift_ppm / 1_000_000 + self.local_offset
         }
@@ -955,8 +961,7 @@ mod tests {
         // the window reaches back far enough to find a packet near the
         // floor (an 8-second window alone gave up to 0.6 ms at 0-4 ms).
         for seed in 0..6u64 {
-            let mut s = Sim::new();
-            s.seed ^= seed.wrapping_mul(0x1234_5678_9ABC);
+            let mut s = Sim::seeded(seed);
             s.drift_ppm = 200;
             s.jitter_ns = 4_000_000;
             s.frames = 6000;
@@ -970,8 +975,7 @@ mod tests {
             let (p99, max) = err_after(&run, 1500, s.base_delay as i64);
             assert!(p99 <= 400_000 && max <= 800_000, "seed {seed}: {p99} {max}");
             // 0-10 ms with 5 % loss
-            let mut s = Sim::new();
-            s.seed ^= seed.wrapping_mul(0x1234_5678_9ABC);
+            let mut s = Sim::seeded(seed);
             s.jitter_ns = 10_000_000;
             s.loss_pct = 5;
             s.drift_ppm = -100;
@@ -1027,8 +1031,7 @@ mod tests {
         // used to start again from two packets, which at 0-10 ms left it
         // milliseconds late for seconds after every loop).
         for seed in 0..4u64 {
-            let mut s = Sim::new();
-            s.seed ^= seed.wrapping_mul(0x1234_5678_9ABC);
+            let mut s = Sim::seeded(seed);
             s.jitter_ns = 10_000_000;
             s.drift_ppm = 100;
             s.loop_rows = Some(200);
