@@ -339,6 +339,56 @@ impl Drop for FollowHandle {
     }
 }
 
+/// Ask the kernel to stamp each datagram with the time it arrived
+/// (SO_TIMESTAMPNS). Without it, [`recv_stamped`] reports an age of 0.
+pub fn stamp_arrivals(socket: &UdpSocket) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
+}
+
+/// One datagram, its sender and its age: how long ago the kernel took it
+/// in, from the SO_TIMESTAMPNS stamp (CLOCK_REALTIME, so the age is taken
+/// on that clock just after the read; a packet without a stamp, or one
+/// the clock was stepped under, has age 0, and no age exceeds a second).
+pub fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, u64)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
+    use nix::sys::time::TimeSpec;
+    let mut cmsg = nix::cmsg_space!(TimeSpec);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrIn>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let mut stamp = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                stamp = Some(ts);
+            }
+        }
+    }
+    let from = msg
+        .address
+        .map(|a| SocketAddr::V4(SocketAddrV4::new(a.ip(), a.port())))
+        .ok_or_else(|| io::Error::other("datagram without a sender"))?;
+    let age = stamp.map_or(0, |ts| {
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map_or(0, |n| {
+            n.tv_sec() as i128 * 1_000_000_000 + n.tv_nsec() as i128
+        });
+        let at = ts.tv_sec() as i128 * 1_000_000_000 + ts.tv_nsec() as i128;
+        let age = now - at;
+        if (0..1_000_000_000).contains(&age) {
+            age as u64
+        } else {
+            0
+        }
+    });
+    Ok((msg.bytes, from, age))
+}
+
 /// Start the listener on `socket`. `now` is the player's clock (receive
 /// times must be on the time base of the deadlines); `resolve` maps a
 /// master file name to an array (see [`crate::sync::names::NameMap`]).
@@ -354,6 +404,7 @@ where
     S: SyncSink + 'static,
 {
     socket.set_read_timeout(Some(POLL))?;
+    stamp_arrivals(&socket)?;
     let local_addr = socket.local_addr()?;
     let mut f = Follower::new(settings, resolve, sink);
     let (ring, stats) = (f.ring(), f.stats());
@@ -367,9 +418,13 @@ where
             let mut reply = [0u8; PING_V3_LEN];
             while !stop2.load(Ordering::SeqCst) {
                 for _ in 0..BATCH {
-                    match socket.recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            let t = now();
+                    match recv_stamped(&socket, &mut buf) {
+                        Ok((n, from, age)) => {
+                            // When the packet came, not when this thread
+                            // got to it: the thread's own wake-up is not
+                            // network delay, and the soonest-packet filter
+                            // cannot take it out if it is always there.
+                            let t = now().saturating_sub(age);
                             if let Some(len) = f.handle(&buf[..n], from, t, &mut reply) {
                                 if socket.send_to(&reply[..len], from).is_err() {
                                     thread_stats.errors.fetch_add(1, Relaxed);
@@ -549,5 +604,28 @@ mod tests {
         assert_eq!(i.hostname, "rowplay");
         assert_eq!(f.handle(b"junk", from, 0, &mut r), None);
         assert_eq!(f.stats().errors.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_datagram_read_late_is_aged_from_its_arrival() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 16];
+        // Without the option there is no stamp: age 0.
+        tx.send_to(b"one", rx.local_addr().unwrap()).unwrap();
+        let (n, from, age) = recv_stamped(&rx, &mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from, age),
+            (&b"one"[..], tx.local_addr().unwrap(), 0)
+        );
+        // With it, a datagram that waited 30 ms in the socket is at least
+        // that old when read (a lower bound: the kernel took it in before
+        // the sleep began).
+        stamp_arrivals(&rx).unwrap();
+        tx.send_to(b"two", rx.local_addr().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let (n, _, age) = recv_stamped(&rx, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"two");
+        assert!(age >= 30_000_000, "age {age}");
     }
 }
