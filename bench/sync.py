@@ -9,15 +9,23 @@ One `--multisync lead` player and three `--multisync follow` players on
 127.0.0.1, all on the machine's one CLOCK_MONOTONIC, each with a capture on
 /dev/shm. Each follower is reached through its own `bench/udp_relay.py`,
 which delays every datagram by a uniformly random time and drops some (the
-kernel here has no netem). Halfway through, the leader is told `play b`.
+kernel here has no netem); without impairment the leader sends to the
+followers directly. Halfway through, the leader is told `play b`.
 Skew of two nodes = the difference of the hand-out times (capture t_ns) of
 the same array and row. "After lock" is from 2 s after the follower's
 first frame. Scenarios: no impairment; 0-4 ms; 0-10 ms with 5 % loss; and
 0-4 ms with one follower's clock running 200 ppm fast (`--clock-drift-ppm`,
 the records stay on the real clock). Results: bench/out/sync.md and .json.
+
+A hand-out time is the deadline the node's clock chose plus how late the
+node woke and handed the frame out, and the second part is this machine's
+scheduler, not the clock. So every node also keeps its `--wake-log`, and
+the same skew is reported between the deadlines ("clock skew"), beside
+each node's hand-out lateness (hand-out minus deadline).
 """
 
 import argparse
+import bisect
 import itertools
 import json
 import os
@@ -60,36 +68,99 @@ def make_pack(rowplay):
 def start(rowplay, pack, name, extra):
     cap = f"/dev/shm/rowplay-sync-{os.getpid()}-{name}.cap"
     sock = os.path.join(h.OUT, f"sync-{name}.sock")
-    for p in (cap, sock):
+    wakes = cap[:-4] + ".wakes.csv"
+    for p in (cap, sock, wakes):
         if os.path.exists(p):
             os.remove(p)
     pr = subprocess.Popen([rowplay, "play", pack, "--output", f"capture:{cap}",
-                           "--socket", sock] + extra,
+                           "--socket", sock, "--wake-log", wakes] + extra,
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
     return pr, sock, cap
 
 
-def shown(cap):
-    return [(t, a, r) for t, a, r, _ in h.read_capture(cap) if a != ALL_OFF]
+def wake_log(cap):
+    """(deadline, woke, sent) of every tick of a node's `--wake-log`."""
+    recs = []
+    with open(cap[:-4] + ".wakes.csv") as f:
+        for line in f:
+            if line[:1].isdigit():
+                recs.append(tuple(int(x) for x in line.split(",")))
+    return recs
+
+
+def shown(cap, ppm=0):
+    """(t, array, row, late) of every frame shown: t the hand-out time on
+    the real clock, late = hand-out minus the tick's deadline, from the
+    wake log (None for a frame no tick matches).
+
+    A tick's hand-out time in the wake log is read on the node's own clock
+    just before the capture's stamp on the real one: on a node whose clock
+    runs `ppm` fast the two part by ppm x the time since it started. The
+    last hand-out is a tick's (the capture's own records after it, the
+    frame blanked at exit, are dark), which fixes the offset; each frame
+    then takes the tick whose hand-out is within 50 us of its own."""
+    recs = h.read_capture(cap)
+    log = wake_log(cap)
+    shows = [i for i, (_, a, _, _) in enumerate(recs) if a != ALL_OFF]
+    late = {}
+    if log and shows:
+        sent = [x for _, _, x in log]
+        t_last = recs[shows[-1]][0]
+        # The clock started drifting about when the node's first record
+        # was made (to within 0.2 ms at 200 ppm); the last tick may be a
+        # dark one after the last row shown, a period or more away.
+        expect = (t_last - recs[0][0]) * ppm // 1_000_000
+        j = min(range(max(0, len(log) - 4), len(log)),
+                key=lambda j: abs(sent[j] - t_last - expect))
+        off_last = sent[j] - t_last if abs(sent[j] - t_last - expect) < 5_000_000 else None
+        if off_last is not None:
+            for i in shows:
+                t = recs[i][0]
+                want = t + off_last + (t - t_last) * ppm // 1_000_000
+                k = bisect.bisect_left(sent, want)
+                for j in (k - 1, k):
+                    if 0 <= j < len(sent) and abs(sent[j] - want) < 50_000:
+                        late[i] = sent[j] - log[j][0]
+    return [(recs[i][0], recs[i][1], recs[i][2], late.get(i)) for i in shows]
 
 
 def align(lead, other):
     """For each record of `other`, the leader's record of the same array
     and row nearest in time: (t_other, t_lead, array, row)."""
-    by = {}
-    for t, a, r in lead:
+    by, late = {}, {}
+    for t, a, r, x in lead:
         by.setdefault((a, r), []).append(t)
+        late[t] = x
     out = []
-    for t, a, r in other:
+    for t, a, r, x in other:
         ts = by.get((a, r))
         if ts:
             i = np.searchsorted(ts, t)
             cands = [ts[j] for j in (i - 1, i) if 0 <= j < len(ts)]
-            tl = min(cands, key=lambda x: abs(x - t))
+            tl = min(cands, key=lambda y: abs(y - t))
             if abs(tl - t) < ROWS * P // 2:
-                out.append((t, tl, a, r))
+                out.append((t, tl, a, r, x, late[tl]))
     return out
+
+
+def series(skew, t0, width=5_000_000_000):
+    """[t_s, p50, min, max] of the signed skews (ms) in each `width` of
+    the leader's time from `t0`."""
+    bins = {}
+    for (_, _, tl), v in skew.items():
+        bins.setdefault((tl - t0) // width, []).append(v)
+    out = []
+    for b in sorted(bins):
+        v = sorted(bins[b])
+        out.append([b * width / 1e9, round(v[len(v) // 2] / 1e6, 3), round(v[0] / 1e6, 3),
+                    round(v[-1] / 1e6, 3)])
+    return out
+
+
+def clock_skew(t, tl, x, xl):
+    """The skew of the two nodes' deadlines (hand-outs less lateness)."""
+    return None if x is None or xl is None else (t - x) - (tl - xl)
 
 
 def any_two(skews):
@@ -107,12 +178,18 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
         fports = [free_port() for _ in range(3)]
         rports = [free_port() for _ in range(3)]
         followers = []
+        # Unimpaired means no relay: even at zero delay the Python relay
+        # adds 0.2-0.3 ms of its own (its wake-up on an idle CPU), a delay
+        # no one-way protocol can see.
+        direct = max_ms == 0 and drop == 0
         for k in range(3):
             extra = ["--multisync", "follow", "--multisync-listen", f"127.0.0.1:{fports[k]}"]
             if drift and k == 2:
                 extra += ["--clock-drift-ppm", str(drift)]
             followers.append(start(rowplay, pack, f"{name}-f{k}", extra))
             procs.append(followers[-1][0])
+            if direct:
+                continue
             relays.append(subprocess.Popen(
                 [h.PY, os.path.join(h.HERE, "udp_relay.py"), "--listen",
                  f"127.0.0.1:{rports[k]}", "--to", f"127.0.0.1:{fports[k]}",
@@ -120,7 +197,7 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
                  "--seconds", str(seconds + 10), "--seed", str(k + 1)],
                 stdout=subprocess.PIPE, text=True))
         time.sleep(1.0)
-        to = ",".join(f"127.0.0.1:{p}" for p in rports)
+        to = ",".join(f"127.0.0.1:{p}" for p in (fports if direct else rports))
         lead = start(rowplay, pack, f"{name}-lead",
                      ["--multisync", "lead", "--multisync-listen", "127.0.0.1",
                       "--multisync-to", to])
@@ -147,40 +224,60 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
             r.wait(timeout=30)
     lead_recs = shown(lead[2])
     res = {"scenario": name, "max_ms": max_ms, "drop": drop, "drift_ppm": drift,
-           "followers": []}
-    skews, skews10 = [], []
+           "followers": [], "lead_late_ns": h.quantiles([x for *_, x in lead_recs
+                                                          if x is not None])}
+    skews, skews10, cskews, t0s = [], [], [], []
     for k, (_, _, cap) in enumerate(followers):
-        f = shown(cap)
+        f = shown(cap, drift if (drift and k == 2) else 0)
         pairs = align(lead_recs, f)
         t0 = f[0][0] if f else 0
-        after = [(t - tl) for t, tl, _, _ in pairs if t - t0 > 2_000_000_000]
-        skews.append({(a, r, tl): t - tl for t, tl, a, r in pairs if t - t0 > 2_000_000_000})
-        skews10.append({(a, r, tl): t - tl for t, tl, a, r in pairs if t - t0 > 10_000_000_000})
-        lock = None
-        for i, (t, tl, _, _) in enumerate(pairs):
-            if all(abs(x[0] - x[1]) < 1_000_000 for x in pairs[i:i + 50]) and len(pairs) > i + 50:
-                lock = (t - t0) / 1e9
-                break
+        t0s.append(t0)
+        late = [p for p in pairs if p[0] - t0 > 2_000_000_000]
+        after = [t - tl for t, tl, *_ in late]
+        skews.append({(a, r, tl): t - tl for t, tl, a, r, _, _ in late})
+        skews10.append({(a, r, tl): t - tl for t, tl, a, r, _, _ in late
+                        if t - t0 > 10_000_000_000})
+        cs = {(a, r, tl): clock_skew(t, tl, x, xl) for t, tl, a, r, x, xl in late}
+        cskews.append({key: v for key, v in cs.items() if v is not None})
+
+        def lock_at(skew):
+            for i in range(len(pairs) - 50):
+                w = [skew(p) for p in pairs[i:i + 50]]
+                if all(v is not None and abs(v) < 1_000_000 for v in w):
+                    return (pairs[i][0] - t0) / 1e9
+            return None
         # the jump: row 0 of b on this follower vs on the leader
-        lb = [t for t, a, r in lead_recs if (a, r) == (1, 0) and t > t_jump]
-        fb = [t for t, a, r in f if (a, r) == (1, 0) and t > t_jump - P]
+        lb = [t for t, a, r, _ in lead_recs if (a, r) == (1, 0) and t > t_jump]
+        fb = [t for t, a, r, _ in f if (a, r) == (1, 0) and t > t_jump - P]
         jump = (fb[0] - lb[0]) / 1e6 if lb and fb else None
         # rows in order: every step the next row, or row 0 (loop, switch)
         bad = sum(1 for x, y in zip(f, f[1:])
                   if not ((y[1] == x[1] and y[2] == (x[2] + 1) % ROWS) or y[2] == 0))
         ms = fstats[k].get("multisync") or {}
         res["followers"].append({
-            "skew_ns": h.quantiles([abs(x) for x in after]), "lock_s": lock,
+            "skew_ns": h.quantiles([abs(x) for x in after]),
+            "clock_skew_ns": h.quantiles([abs(x) for x in cskews[-1].values()]),
+            "clock_skew_after_10s_ns": h.quantiles(
+                [abs(v) for (_, _, tl), v in cskews[-1].items() if tl - t0 > 10_000_000_000]),
+            # signed (follower later: positive) p50 / min / max per 5 s
+            "clock_series_ms": series(cskews[-1], t0),
+            "late_ns": h.quantiles([x for *_, x in f if x is not None]),
+            "lock_s": lock_at(lambda p: p[0] - p[1]),
+            "clock_lock_s": lock_at(lambda p: clock_skew(*p[:2], *p[4:])),
             "jump_skew_ms": jump, "out_of_order_steps": bad,
             "jumps": ms.get("jumps"), "lost": ms.get("lost"), "late": ms.get("late"),
             "underruns": fstats[k].get("underruns"), "drift": bool(drift and k == 2),
             "skipped_ticks": fstats[k].get("skipped_ticks"), "drift_ppm": ms.get("drift_ppm"),
         })
-    pair_skew = any_two(skews)
-    res["any_two_ns"] = h.quantiles(pair_skew)
+    res["any_two_ns"] = h.quantiles(any_two(skews))
     res["any_two_after_10s_ns"] = h.quantiles(any_two(skews10))
+    res["clock_any_two_ns"] = h.quantiles(any_two(cskews))
+    res["clock_any_two_after_10s_ns"] = h.quantiles(any_two(
+        [{k: v for k, v in c.items() if k[2] - t0s[i] > 10_000_000_000}
+         for i, c in enumerate(cskews)]))
     for _, _, cap in followers + [lead]:
         os.remove(cap)
+        os.remove(cap[:-4] + ".wakes.csv")
     return res
 
 
@@ -209,19 +306,28 @@ def main():
         json.dump(res, f, indent=1)
     lines = ["# MultiSync (bench/run sync)", "",
              "| impairment | any two nodes p50 / p99 / max (ms) | the same from 10 s | "
-             "lock (s, per follower) | jump: follower row 0 minus leader's (ms) | "
+             "clock skew: deadlines p50 / p99 / max (ms) | hand-out lateness p99 / max, "
+             "worst node (ms) | lock (s, per follower; clock) | "
+             "jump: follower row 0 minus leader's (ms) | "
              "out-of-order rows | rows skipped (stalls) | pll jumps |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     def each(fs, key, fmt):
         return ", ".join("-" if f[key] is None else fmt.format(f[key]) for f in fs)
 
+    def worst(r, q):
+        xs = [f["late_ns"][q] for f in r["followers"]] + [r["lead_late_ns"][q]]
+        return max((x for x in xs if x is not None), default=None)
+
     for r in runs:
-        q, q10 = r["any_two_ns"], r["any_two_after_10s_ns"]
+        q, q10, c = r["any_two_ns"], r["any_two_after_10s_ns"], r["clock_any_two_ns"]
         fs = r["followers"]
         lines.append(
             f"| {r['scenario']} | {h.ms(q['p50'])} / {h.ms(q['p99'])} / {h.ms(q['max'])} | "
             f"{h.ms(q10['p50'])} / {h.ms(q10['p99'])} / {h.ms(q10['max'])} | "
-            f"{each(fs, 'lock_s', '{:.2f}')} | {each(fs, 'jump_skew_ms', '{:.2f}')} | "
+            f"{h.ms(c['p50'])} / {h.ms(c['p99'])} / {h.ms(c['max'])} | "
+            f"{h.ms(worst(r, 'p99'))} / {h.ms(worst(r, 'max'))} | "
+            f"{each(fs, 'lock_s', '{:.2f}')}; {each(fs, 'clock_lock_s', '{:.2f}')} | "
+            f"{each(fs, 'jump_skew_ms', '{:.2f}')} | "
             f"{sum(f['out_of_order_steps'] for f in fs)} | "
             f"{sum(f['skipped_ticks'] or 0 for f in fs)} | {sum(f['jumps'] or 0 for f in fs)} |")
     md = "\n".join(lines) + "\n"
