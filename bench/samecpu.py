@@ -124,6 +124,68 @@ def place_cyclictest(lat, wakes, lost, period=PERIOD_NS):
     return out
 
 
+def place_by_switches(lat, switches, period=PERIOD_NS, tol=100_000):
+    """Deadline of each cyclictest sample from the trace alone, or None.
+
+    cyclictest takes its time just after its timed thread gets the CPU, so
+    a sample of latency x whose thread was switched in at s had its
+    deadline at s - x (a few us early), and that deadline is on cyclictest's grid
+    (t0 + k period). Samples and switch-ins are paired from the end (the
+    trace keeps the newest events), a switch-in that puts no deadline on
+    the grid (the thread preempted and resumed, or an event of before the
+    first sample) is passed over (of a switch-in and the two before it,
+    the one whose deadline is nearest the grid is taken), and a sample with
+    none of them on the grid gets None. Accepted when 90 % of the samples the
+    trace can hold (as many as it has switch-ins) are paired on the grid,
+    which no wrong pairing does (a random deadline is within `tol` of the
+    grid one time in a hundred); returns (deadlines, samples paired)."""
+    sw = sorted(t for t, *_ in switches)
+    m = min(len(lat), len(sw))
+    if m == 0:
+        return None
+    # The phase: the fullest 50 us bin of deadline candidates over the
+    # last samples, each against the switch-ins near its own place.
+    bins = {}
+    for i in range(max(0, m - 2000), m):
+        for k in range(i - 2, i + 3):
+            if 0 <= k < m:
+                d = (sw[-m + k] - lat[-m + i]) % period
+                bins.setdefault(d // 50_000, []).append(d)
+    best = sorted(max(bins.values(), key=len))
+    # and in it the densest 4 us: the right pairs agree to a few us (the
+    # time from the switch-in to cyclictest's clock read), wrong ones
+    # spread by the differences of latencies.
+    lo = hi = top = 0
+    for lo in range(len(best)):
+        while hi < len(best) and best[hi] - best[lo] <= 4_000:
+            hi += 1
+        if hi - lo > top:
+            top, phase = hi - lo, best[lo + (hi - lo) // 2]
+
+    def grid_gap(d):
+        r = (d - phase) % period
+        return min(r, period - r)
+
+    out = [None] * len(lat)
+    j = len(sw) - 1
+    paired = 0
+    for i in range(len(lat) - 1, -1, -1):
+        # Of this switch-in and the two before it, the one that puts the
+        # deadline nearest the grid (a wrong pairing is off by the
+        # difference of two latencies).
+        cands = [(grid_gap(sw[k] - lat[i]), j - k, k) for k in range(j, max(j - 3, -1), -1)]
+        gap, _, k = min(cands, default=(tol, 0, 0))
+        if gap < tol:
+            out[i] = sw[k] - lat[i]
+            paired += 1
+            j = k - 1
+        if j < 0:
+            break
+    if paired < 0.9 * m:
+        return None
+    return out, paired
+
+
 def place_tail(lat, wakes, period=PERIOD_NS):
     """Placement when the ring lost its oldest events: the trace stops after
     cyclictest exits, so the last wake-ups are its last samples, one each.
@@ -181,7 +243,7 @@ def tail_causes(late, wakes, switches, threshold, slack=50_000):
 
 
 def compare(ticks, deadline_misses, cyc_lat, cyc_deadlines, att, trace_info, period=PERIOD_NS,
-            player_wakes=(), cyc_wakes=(), cyc_switches=()):
+            player_wakes=(), cyc_wakes=(), cyc_switches=(), placed_how=None):
     """Side by side figures and one row per player miss.
 
     ticks: the player's wake log; cyc_lat: cyclictest's samples (ns);
@@ -200,6 +262,7 @@ def compare(ticks, deadline_misses, cyc_lat, cyc_deadlines, att, trace_info, per
         "bound": poisson_bound(c_late),
         "p99_ratio": (pq["p99"] / cq["p99"]) if pq["p99"] and cq["p99"] else None,
         "cyclictest_placed": cyc_deadlines is not None,
+        "cyclictest_placed_how": placed_how,
         "misses": [],
     }
     res["rate_ok"] = deadline_misses <= res["bound"]
@@ -293,6 +356,8 @@ def report(res, seconds, title):
     if not res["cyclictest_placed"]:
         L += ["cyclictest's samples could not be placed in time (no trace, or its "
               "wake-ups did not match the samples).", ""]
+    elif res.get("cyclictest_placed_how"):
+        L += [f"cyclictest's samples placed in time: {res['cyclictest_placed_how']}.", ""]
     if res["misses"]:
         L += ["| t (s) | woke late (ms) | sent late (ms) | trace class | switched in from "
               "| on the CPU meanwhile | cyclictest nearest (ms, offset) | cyclictest max +-1 "
@@ -323,9 +388,17 @@ def analyse(wake_log, trace_file, cyc_text, deadline_misses, pids, lost):
               if x - d > PERIOD_NS // 4]
     tr = (ev["ticks"], ev["wakes"], lost, ev["comms"]) if ev else None
     att = ktrace.attribute(tr, misses, PERIOD_NS)  # every miss, not the last 64
-    placed = place_cyclictest(cyc, ev["cyclic_wakes"], lost) if ev else None
+    placed, how = None, None
+    if ev:
+        by_sw = place_by_switches(cyc, ev["cyclic_switches"])
+        if by_sw:
+            placed, n = by_sw
+            how = f"paired with the trace's switch-ins: {n} of {len(cyc)} samples"
+        else:
+            placed = place_cyclictest(cyc, ev["cyclic_wakes"], lost)
+            how = placed and "on the grid from the first traced wake-up (not checked sample by sample)"
     info = (ev["ticks"], ev["comms"], ev["switches_in"]) if ev else None
-    res = compare(ticks, deadline_misses, cyc, placed, att, info,
+    res = compare(ticks, deadline_misses, cyc, placed, att, info, placed_how=how,
                   player_wakes=[w for w, _ in ev["wakes"]] if ev else (),
                   cyc_wakes=ev["cyclic_wakes"] if ev else (),
                   cyc_switches=ev["cyclic_switches"] if ev else ())
