@@ -20,6 +20,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -96,8 +97,13 @@ def main():
     # player too.
     trace = ktrace.TimerTrace(seconds, kb_per_s=samecpu.TRACE_KB_PER_S if a.same_cpu else 30)
     trace.start()  # before cyclictest: its first wake-up is its first sample
+    # Its output goes to a file, not a pipe read at the end: with every
+    # sample printed (-v) a full pipe blocks cyclictest's printing thread,
+    # its ring of 16,384 samples wraps, and it prints later samples in
+    # the place of the first ones.
+    cyc_file = tempfile.TemporaryFile("w+")
     cyc = subprocess.Popen(samecpu.cyclictest_cmd(seconds) if a.same_cpu
-                           else h.cyclictest_cmd(seconds), stdout=subprocess.PIPE,
+                           else h.cyclictest_cmd(seconds), stdout=cyc_file,
                            stderr=subprocess.STDOUT, text=True)
     time.sleep(0.2)
     cyc_tids = set(samecpu.thread_ids(cyc.pid))
@@ -147,7 +153,10 @@ def main():
     _, err = player.communicate(timeout=60)
     # cyclictest ends by itself (a fixed count of loops); the trace stops
     # after it, so that it holds all its wake-ups.
-    cyc_out, _ = cyc.communicate(timeout=120)
+    cyc.wait(timeout=120)
+    cyc_file.seek(0)
+    cyc_out = cyc_file.read()
+    cyc_file.close()
     tr = trace.stop(save_to=os.path.join(h.OUT, "soak.ktrace.txt"),
                     pids=(cyc_tids | player_tids) or None)
     load1 = os.getloadavg()
