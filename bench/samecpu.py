@@ -124,66 +124,22 @@ def place_cyclictest(lat, wakes, lost, period=PERIOD_NS):
     return out
 
 
-def place_by_switches(lat, switches, period=PERIOD_NS, tol=100_000):
-    """Deadline of each cyclictest sample from the trace alone, or None.
-
-    cyclictest takes its time just after its timed thread gets the CPU, so
-    a sample of latency x whose thread was switched in at s had its
-    deadline at s - x (a few us early), and that deadline is on cyclictest's grid
-    (t0 + k period). Samples and switch-ins are paired from the end (the
-    trace keeps the newest events), a switch-in that puts no deadline on
-    the grid (the thread preempted and resumed, or an event of before the
-    first sample) is passed over (of a switch-in and the two before it,
-    the one whose deadline is nearest the grid is taken), and a sample with
-    none of them on the grid gets None. Accepted when 90 % of the samples the
-    trace can hold (as many as it has switch-ins) are paired on the grid,
-    which no wrong pairing does (a random deadline is within `tol` of the
-    grid one time in a hundred); returns (deadlines, samples paired)."""
+def confirm_late(lat, deadlines, switches, over=1_000_000):
+    """(confirmed, late): of the placed samples more than `over` late, how
+    many have a switch-in of cyclictest's timed thread just before the
+    time they give for its clock read (deadline + latency, from 300 us
+    before to 50 us after). On-time samples cannot check a placement (one
+    switch-in comes every period, so a placement a whole period off fits
+    them as well); late ones, each late by its own amount, can."""
     sw = sorted(t for t, *_ in switches)
-    m = min(len(lat), len(sw))
-    if m == 0:
-        return None
-    # The phase: the fullest 50 us bin of deadline candidates over the
-    # last samples, each against the switch-ins near its own place.
-    bins = {}
-    for i in range(max(0, m - 2000), m):
-        for k in range(i - 2, i + 3):
-            if 0 <= k < m:
-                d = (sw[-m + k] - lat[-m + i]) % period
-                bins.setdefault(d // 50_000, []).append(d)
-    best = sorted(max(bins.values(), key=len))
-    # and in it the densest 4 us: the right pairs agree to a few us (the
-    # time from the switch-in to cyclictest's clock read), wrong ones
-    # spread by the differences of latencies.
-    lo = hi = top = 0
-    for lo in range(len(best)):
-        while hi < len(best) and best[hi] - best[lo] <= 4_000:
-            hi += 1
-        if hi - lo > top:
-            top, phase = hi - lo, best[lo + (hi - lo) // 2]
-
-    def grid_gap(d):
-        r = (d - phase) % period
-        return min(r, period - r)
-
-    out = [None] * len(lat)
-    j = len(sw) - 1
-    paired = 0
-    for i in range(len(lat) - 1, -1, -1):
-        # Of this switch-in and the two before it, the one that puts the
-        # deadline nearest the grid (a wrong pairing is off by the
-        # difference of two latencies).
-        cands = [(grid_gap(sw[k] - lat[i]), j - k, k) for k in range(j, max(j - 3, -1), -1)]
-        gap, _, k = min(cands, default=(tol, 0, 0))
-        if gap < tol:
-            out[i] = sw[k] - lat[i]
-            paired += 1
-            j = k - 1
-        if j < 0:
-            break
-    if paired < 0.9 * m:
-        return None
-    return out, paired
+    late = confirmed = 0
+    for d, x in zip(deadlines, lat):
+        if d is None or x <= over:
+            continue
+        late += 1
+        i = bisect.bisect_left(sw, d + x - 300_000)
+        confirmed += i < len(sw) and sw[i] <= d + x + 50_000
+    return confirmed, late
 
 
 def place_tail(lat, wakes, period=PERIOD_NS):
@@ -388,15 +344,12 @@ def analyse(wake_log, trace_file, cyc_text, deadline_misses, pids, lost):
               if x - d > PERIOD_NS // 4]
     tr = (ev["ticks"], ev["wakes"], lost, ev["comms"]) if ev else None
     att = ktrace.attribute(tr, misses, PERIOD_NS)  # every miss, not the last 64
-    placed, how = None, None
-    if ev:
-        by_sw = place_by_switches(cyc, ev["cyclic_switches"])
-        if by_sw:
-            placed, n = by_sw
-            how = f"paired with the trace's switch-ins: {n} of {len(cyc)} samples"
-        else:
-            placed = place_cyclictest(cyc, ev["cyclic_wakes"], lost)
-            how = placed and "on the grid from the first traced wake-up (not checked sample by sample)"
+    placed = place_cyclictest(cyc, ev["cyclic_wakes"], lost) if ev else None
+    how = None
+    if placed:
+        ok, late = confirm_late(cyc, placed, ev["cyclic_switches"])
+        how = (f"{ok} of the {late} samples more than 1 ms late have the switch-in into "
+               "cyclictest's thread the placement puts them at")
     info = (ev["ticks"], ev["comms"], ev["switches_in"]) if ev else None
     res = compare(ticks, deadline_misses, cyc, placed, att, info, placed_how=how,
                   player_wakes=[w for w, _ in ev["wakes"]] if ev else (),

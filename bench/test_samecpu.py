@@ -71,50 +71,18 @@ class Place(unittest.TestCase):
         self.assertIsNone(samecpu.place_cyclictest(lat, wakes + wakes, 0))
 
 
-class PlaceBySwitches(unittest.TestCase):
-    @staticmethod
-    def run_cyclictest(lat):
-        """Deadlines cyclictest would have had for these latencies, and its
-        thread's switch-ins (3 us before it reads the clock)."""
-        out, t = [], T0
-        for x in lat:
-            out.append(t)
-            now = t + x
-            t += P
-            while now > t:
-                t += P
-        return out, [(d + x - 3_000, 1, "stress-ng", "77") for d, x in zip(out, lat)]
-
-    def test_stalls_and_an_extra_switch_in_are_placed_sample_by_sample(self):
-        lat = [15_000 + (k * 7919) % 40_000 for k in range(300)]
-        lat[40], lat[200] = 61 * MS, 7 * MS  # a long stall (grid points skipped), a short one
-        want, sw = self.run_cyclictest(lat)
-        # preempted and resumed once: a switch-in that is no sample's
-        sw.insert(120, (want[119] + 2 * MS, 1, "ktimersoftd", "9"))
-        got, paired = samecpu.place_by_switches(lat, sw)
-        self.assertEqual(got, [d - 3_000 for d in want])
-        self.assertEqual(paired, 300)
-
-    def test_a_sample_missing_from_the_output_does_not_move_the_others(self):
-        lat = [20_000 + (k * 7919) % 40_000 for k in range(100)]
-        lat[50] = 25 * MS
-        want, sw = self.run_cyclictest(lat)
-        del lat[30], want[30]  # a line cyclictest never printed
-        got, _ = samecpu.place_by_switches(lat, sw)
-        self.assertEqual(got, [d - 3_000 for d in want])
-
-    def test_a_trace_that_lost_its_start_places_only_what_it_kept(self):
-        lat = [12_000] * 80
-        want, sw = self.run_cyclictest(lat)
-        got, paired = samecpu.place_by_switches(lat, sw[50:])
-        self.assertEqual(got[:50], [None] * 50)
-        self.assertEqual(got[50:], [d - 3_000 for d in want[50:]])
-        self.assertEqual(paired, 30)
-
-    def test_switch_ins_of_another_run_are_refused(self):
-        lat = [10_000 + (k * 104729) % 3_000_000 for k in range(200)]
-        sw = [(T0 + k * 13_370_000, 1, "x", "1") for k in range(200)]
-        self.assertIsNone(samecpu.place_by_switches(lat, sw))
+class ConfirmLate(unittest.TestCase):
+    def test_late_samples_check_a_placement_a_period_off(self):
+        lat = [20_000] * 50
+        lat[10], lat[30] = 7 * MS, 3 * MS
+        deadlines = [T0 + k * P for k in range(50)]
+        switches = [(d + x - 3_000, 1, "x", "1") for d, x in zip(deadlines, lat)]
+        self.assertEqual(samecpu.confirm_late(lat, deadlines, switches), (2, 2))
+        # a whole period off: every on-time sample still meets a switch-in,
+        # the late ones do not
+        shifted = [d + P for d in deadlines]
+        self.assertEqual(samecpu.confirm_late(lat, shifted, switches), (0, 2))
+        self.assertEqual(samecpu.confirm_late(lat, [None] * 50, switches), (0, 0))
 
 
 class Compare(unittest.TestCase):
