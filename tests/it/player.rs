@@ -609,10 +609,12 @@ fn the_frame_loop_never_allocates() {
     );
     for o in &outs[4..] {
         // The start frame, the 3000 frames and the final all-off frame:
-        // each written or counted as dropped.
+        // each written or replaced before its worker took it. `dropped`
+        // also counts what the wire recorder's own writer dropped after a
+        // write (under load), so the sum may exceed 3002, never fall short.
         let written = o.device_ns.count();
-        assert!(written > 0);
-        assert_eq!(written + o.dropped.load(Relaxed), 3002);
+        assert!(written > 0 && written <= 3002, "{written}");
+        assert!(written + o.dropped.load(Relaxed) >= 3002);
     }
     // Every tick is in it, one period apart, woken and sent at or after
     // its deadline (the mock clock never runs early).
