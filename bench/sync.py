@@ -39,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import samecpu  # noqa: E402
 
 ALL_OFF = 0xFFFFFFFF
 ROWS = 200
@@ -81,12 +82,7 @@ def start(rowplay, pack, name, extra):
 
 def wake_log(cap):
     """(deadline, woke, sent) of every tick of a node's `--wake-log`."""
-    recs = []
-    with open(cap[:-4] + ".wakes.csv") as f:
-        for line in f:
-            if line[:1].isdigit():
-                recs.append(tuple(int(x) for x in line.split(",")))
-    return recs
+    return samecpu.read_wake_log(cap[:-4] + ".wakes.csv")
 
 
 def shown(cap, ppm=0):
