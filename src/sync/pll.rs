@@ -44,6 +44,11 @@ pub const MIN_GAP_NS: f64 = 100_000.0;
 /// The anchors' scatter is taken as at least this: a fit through a few
 /// anchors can look better than it is.
 pub const MIN_SCATTER_NS: f64 = 100_000.0;
+/// The hull slope's standard error is this many times the anchors' mean
+/// distance below it over (anchors x span): the slope is set by the
+/// soonest anchors near either end, each half's soonest behind the floor
+/// by about 2 / n of the mean, over half the span apart.
+pub const HULL_ERR: f64 = 6.0;
 /// One frequency anchor per bucket of this length.
 pub const ANCHOR_NS: i64 = 2_000_000_000;
 /// Anchors kept (one minute).
@@ -75,15 +80,24 @@ pub const DENSE_FRAMES: u32 = 32;
 /// master moved without one reaching us) the filter is carried over,
 /// shifted by whole periods: a master keeps its frame cadence across a
 /// loop or a switch (a rowplay leader exactly), so the soonest packets of
-/// the old span still say where its frames fall. The first this many
-/// packets of the new timeline check that: if none of them comes within
-/// [`CHECK_NS`] of the carried estimate, the master's cadence moved (a
-/// master whose new sequence starts off the old frame grid) and the old
-/// span is dropped.
-pub const CHECK_PACKETS: u32 = 12;
-/// See [`CHECK_PACKETS`]. With 0-10 ms of random delay, twelve packets
-/// all this far behind the floor happen 0.2 % of the time (0.6^12).
+/// the old span still say where its frames fall. The first packets of the
+/// new timeline check that: if none of them comes within [`CHECK_NS`] of
+/// the carried estimate, the master's cadence moved (a master whose new
+/// sequence starts off the old frame grid) and the old span is dropped.
+/// How many packets that takes depends on the path: as many as make "all
+/// of them this late by chance" rarer than [`CHECK_CHANCE`], judged by
+/// the share of the old span's packets that were this late (none on a
+/// quiet path: [`CHECK_MIN_PACKETS`]; 60 % at 0-10 ms of random delay:
+/// 19 packets, where a fixed 12 dropped a good span after 0.2 % of STARTs and
+/// left the node milliseconds late for seconds).
 pub const CHECK_NS: i64 = 4_000_000;
+/// See [`CHECK_NS`].
+pub const CHECK_CHANCE: f64 = 1e-4;
+/// See [`CHECK_NS`].
+pub const CHECK_MIN_PACKETS: u32 = 3;
+/// See [`CHECK_NS`]: on a path so bad that nearly every packet is this
+/// late, the check decides after this many all the same.
+pub const CHECK_MAX_PACKETS: u32 = 40;
 
 /// One received SYNC, as the listener publishes it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -172,10 +186,12 @@ pub struct Pll {
     freq_err: f64,
     /// The offset window `rebest` chose.
     window_ns: i64,
+    /// How far the window's packets are behind its best, on average.
+    gap_ns: f64,
     back: Option<Point>,
     /// After a shift: (packets of the new timeline, their largest
-    /// residual), until [`CHECK_PACKETS`] have come.
-    check: Option<(u32, i64)>,
+    /// residual, packets needed), until the packets needed have come.
+    check: Option<(u32, i64, u32)>,
     last_frame: Option<u32>,
     step_frames: Option<u32>,
     /// SYNCs missing from the cadence.
@@ -210,6 +226,7 @@ impl Pll {
             freq_ppb: 0,
             freq_err: PRIOR_FREQ_ERR,
             window_ns: MIN_WINDOW_NS,
+            gap_ns: 0.0,
             back: None,
             check: None,
             last_frame: None,
@@ -294,6 +311,7 @@ impl Pll {
             n += 1;
         }
         let raw_gap = top as f64 - sum / n as f64;
+        self.gap_ns = raw_gap;
         let gap = raw_gap.max(MIN_GAP_NS);
         let mut used = 1usize;
         let (mut run, mut best, mut cost) = (i64::MIN, i64::MIN, f64::MAX);
@@ -341,8 +359,16 @@ impl Pll {
         self.rebest();
     }
 
-    /// Least-squares slope through the anchors, relative to the first, and
-    /// its standard error (which `rebest` weighs against the scatter).
+    /// The slope through the anchors: the edge of their upper convex hull
+    /// above their mean time, which is the line that lies on or above every
+    /// anchor (no packet arrives before the floor) and is nearest them on
+    /// average. Delays are one-sided, so this fits the floor; a
+    /// least-squares line fits the mean of the anchors' own lateness, whose
+    /// scatter under 10 ms of jitter (the soonest of ten packets is behind
+    /// the floor by 0 to 3 ms) left it tens of ppm off after a minute. Its
+    /// error shrinks as 1 / (anchors x span) rather than with the square
+    /// root; [`HULL_ERR`] turns the anchors' mean distance below the line
+    /// into the standard error that `rebest` weighs.
     fn fit_freq(&mut self) {
         let n = self.anchors_len;
         if n < MIN_ANCHORS {
@@ -350,34 +376,57 @@ impl Pll {
         }
         let first = (self.anchors_head + ANCHORS - n) % ANCHORS;
         let base = self.anchors[first];
-        let (mut st, mut so) = (0i128, 0i128);
+        let anchors = &self.anchors;
+        let at = |k: usize| {
+            let p = anchors[(first + k) % ANCHORS];
+            ((p.t - base.t) as i128, (p.o - base.o) as i128)
+        };
+        // Upper hull, monotone chain: the anchors are in arrival order.
+        let mut hull = [0usize; ANCHORS];
+        let mut h = 0usize;
         for k in 0..n {
-            let p = self.anchors[(first + k) % ANCHORS];
-            st += (p.t - base.t) as i128;
-            so += (p.o - base.o) as i128;
+            let (x, y) = at(k);
+            while h >= 2 {
+                let (x1, y1) = at(hull[h - 2]);
+                let (x2, y2) = at(hull[h - 1]);
+                // hull[h - 1] on or below the chord from hull[h - 2] to k
+                if (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1) >= 0 {
+                    h -= 1;
+                } else {
+                    break;
+                }
+            }
+            hull[h] = k;
+            h += 1;
         }
-        let (mt, mo) = (st / n as i128, so / n as i128);
-        let (mut sxy, mut sxx) = (0i128, 0i128);
-        for k in 0..n {
-            let p = self.anchors[(first + k) % ANCHORS];
-            let x = (p.t - base.t) as i128 - mt;
-            let y = (p.o - base.o) as i128 - mo;
-            sxy += x * y;
-            sxx += x * x;
-        }
-        if sxx <= 0 {
+        let sum_x: i128 = (0..n).map(|k| at(k).0).sum();
+        let span = at(n - 1).0 - at(0).0;
+        if h < 2 || span <= 0 {
             return;
         }
-        let slope = sxy as f64 / sxx as f64;
-        let mut rss = 0f64;
-        for k in 0..n {
-            let p = self.anchors[(first + k) % ANCHORS];
-            let x = ((p.t - base.t) as i128 - mt) as f64;
-            let y = ((p.o - base.o) as i128 - mo) as f64;
-            rss += (y - slope * x) * (y - slope * x);
+        // The edge over the mean time (n x mean, to stay in integers).
+        let j = (0..h - 1)
+            .find(|&j| at(hull[j + 1]).0 * n as i128 >= sum_x)
+            .unwrap_or(h - 2);
+        let ((x1, y1), (x2, y2)) = (at(hull[j]), at(hull[j + 1]));
+        if x2 <= x1 {
+            return;
         }
-        let scatter = (rss / (n - 2) as f64).sqrt().max(MIN_SCATTER_NS);
-        let stderr = scatter / (sxx as f64).sqrt();
+        let slope = (y2 - y1) as f64 / (x2 - x1) as f64;
+        let below: f64 = (0..n)
+            .map(|k| {
+                let (x, y) = at(k);
+                y1 as f64 + slope * (x - x1) as f64 - y as f64
+            })
+            .sum();
+        // Five anchors can all sit near one line by chance; an anchor is
+        // the soonest of the packets of its bucket, which are behind the
+        // floor by twice the mean gap at most (uniform delays): the soonest
+        // of m of them by 2 x gap / (m + 1) on average.
+        let per_bucket = self.per_bucket();
+        let expected = 2.0 * self.gap_ns / (per_bucket + 1.0);
+        let mean_below = (below / n as f64).max(expected).max(MIN_SCATTER_NS);
+        let stderr = HULL_ERR * mean_below / (n as f64 * span as f64);
         // Weigh the fit against the prior (no drift, give or take
         // PRIOR_FREQ_ERR): a young fit counts as far as it is certain.
         let (a, b) = (PRIOR_FREQ_ERR * PRIOR_FREQ_ERR, stderr * stderr);
@@ -385,6 +434,17 @@ impl Pll {
         let ppb = (slope * 1e9).round() as i64;
         self.freq_ppb = ppb.clamp(-MAX_FREQ_PPB, MAX_FREQ_PPB);
         self.freq_err = stderr;
+    }
+
+    /// Packets per anchor bucket, from the ring's span.
+    fn per_bucket(&self) -> f64 {
+        if self.ring_len < 2 {
+            return 1.0;
+        }
+        let newest = self.ring[(self.ring_head + RING - 1) % RING].t;
+        let oldest = self.ring[(self.ring_head + RING - self.ring_len) % RING].t;
+        let span = (newest - oldest).max(1) as f64;
+        (self.ring_len as f64 * ANCHOR_NS as f64 / span).max(1.0)
     }
 
     /// The offset window in use, ns.
@@ -476,8 +536,32 @@ impl Pll {
             b.o += delta;
         }
         self.back = None;
-        self.check = Some((0, i64::MIN));
         self.rebest();
+        self.check = Some((0, i64::MIN, self.check_packets()));
+    }
+
+    /// Packets of a shifted timeline needed to tell a moved cadence from
+    /// bad luck (see [`CHECK_NS`]), from the share of the kept span's
+    /// packets that were more than CHECK_NS behind its estimate.
+    fn check_packets(&self) -> u32 {
+        let Some(best) = self.best else {
+            return CHECK_MIN_PACKETS;
+        };
+        let (mut late, mut n) = (0u32, 0u32);
+        for k in 0..self.ring_len {
+            let p = self.ring[(self.ring_head + RING - 1 - k) % RING];
+            n += 1;
+            if p.o + self.drift(best.t - p.t) - best.o < -CHECK_NS {
+                late += 1;
+            }
+        }
+        if late == 0 || n == 0 {
+            return CHECK_MIN_PACKETS;
+        }
+        // One more than seen, so a short span is not believed too much.
+        let share = ((late + 1) as f64 / (n + 1) as f64).min(0.99);
+        let k = (CHECK_CHANCE.ln() / share.ln()).ceil();
+        (k as u32).clamp(CHECK_MIN_PACKETS, CHECK_MAX_PACKETS)
     }
 
     /// The master moved without a START: shift the filter by the whole
@@ -503,15 +587,15 @@ impl Pll {
     }
 
     /// One packet of a shifted timeline, `r` behind (negative) or ahead
-    /// of the carried estimate; after [`CHECK_PACKETS`] keep the old span
+    /// of the carried estimate; once enough have come (see [`CHECK_NS`]) keep the old span
     /// or drop it.
     fn checked(&mut self, r: i64) {
-        let Some((n, top)) = self.check else {
+        let Some((n, top, need)) = self.check else {
             return;
         };
         let (n, top) = (n + 1, top.max(r));
-        if n < CHECK_PACKETS {
-            self.check = Some((n, top));
+        if n < need {
+            self.check = Some((n, top, need));
             return;
         }
         self.check = None;
@@ -604,10 +688,20 @@ impl Pll {
             // The row due nearest the nominal deadline: after a move by
             // whole periods that is the row the player would have shown
             // anyway (a deadline a hair before nominal must not skip one).
-            let (row, deadline) = self
+            let (row, target) = self
                 .join(nominal.saturating_sub(period_ns / 2), period_ns)
                 .unwrap_or((row, nominal));
-            self.error_ns = 0;
+            // Within half a period of nominal the jump is by whole rows:
+            // the deadline still moves by at most 1 % and the rest of the
+            // error is slewed like any other, so a jump is never a burst.
+            let max = (period_ns / 100) as i64;
+            let off = target as i64 - n;
+            let deadline = if off.abs() < (period_ns / 2) as i64 {
+                (n + off.clamp(-max, max)).max(0) as u64
+            } else {
+                target
+            };
+            self.error_ns = deadline as i64 - target as i64;
             self.slew_ppm = 0;
             self.locked = false;
             return Step::Jump { row, deadline };
@@ -1110,6 +1204,104 @@ mod tests {
             .max()
             .unwrap();
         assert!(worst < LOCK_NS, "{worst}");
+    }
+
+    /// 20 s of a steady master (0-10 ms of delay, FPP's cadence), then a
+    /// START moves the timeline by a whole pass; returns the clock and the
+    /// local time of the START.
+    fn steady_then_start(rng: &mut Rng) -> (Pll, i64) {
+        let mut pll = Pll::new(0);
+        let t0 = 1_000_000_000i64;
+        for k in 1..100i64 {
+            let m = k * 10 * P as i64;
+            let t = t0 + m + rng.below(10_000_000) as i64;
+            pll.observe(
+                &Observation {
+                    recv_ns: t as u64,
+                    frame: (k * 10) as u32,
+                    seconds: (m as f64 / 1e9) as f32,
+                    epoch: 0,
+                },
+                P,
+            );
+        }
+        // row 0 of the next pass at master 20 s, on the old grid
+        let d = t0 + 100 * 10 * P as i64;
+        pll.start(1, (d - P as i64 + 5_000_000) as u64, Some(d as u64));
+        (pll, d)
+    }
+
+    /// Feed the new pass's first `n` SYNCs (every 4 frames), each late
+    /// by `late(k)`, master row 0 at local `row0`.
+    fn feed_pass(pll: &mut Pll, row0: i64, n: u32, mut late: impl FnMut(u32) -> i64) {
+        for k in 1..=n {
+            let m = (k * 4) as i64 * P as i64;
+            pll.observe(
+                &Observation {
+                    recv_ns: (row0 + m + late(k)) as u64,
+                    frame: k * 4,
+                    seconds: (m as f64 / 1e9) as f32,
+                    epoch: 1,
+                },
+                P,
+            );
+        }
+    }
+
+    #[test]
+    fn unlucky_packets_after_a_start_keep_the_carried_window() {
+        // Fourteen packets in a row 5-10 ms late happen (0.5^14 per START
+        // at 0-10 ms), then some within CHECK_NS: the old span must stay,
+        // or the node is late by the soonest of them for seconds. A fixed
+        // check of 12 packets dropped it.
+        let mut rng = Rng(7);
+        let (mut pll, d) = steady_then_start(&mut rng);
+        let carried = pll.target(0, P, d) - d;
+        let need = pll.check.map(|c| c.2).unwrap();
+        assert!(need > 14, "{need}");
+        feed_pass(&mut pll, d, need, |k| match k {
+            1..=14 => 5_000_000 + rng.below(5_000_000) as i64,
+            _ => 3_500_000,
+        });
+        assert!(pll.check.is_none());
+        let err = pll.target(0, P, d) - d;
+        assert!((err - carried).abs() < 100_000, "{carried} {err}");
+    }
+
+    #[test]
+    fn a_moved_grid_under_10_ms_of_jitter_drops_the_carried_window() {
+        // The same, but the master's new pass really starts 9 ms later
+        // than the old grid: every packet is at least 9 ms behind, and
+        // once enough have come the old span goes.
+        let mut rng = Rng(11);
+        let (mut pll, d) = steady_then_start(&mut rng);
+        feed_pass(&mut pll, d + 9_000_000, CHECK_MAX_PACKETS, |_| {
+            rng.below(10_000_000) as i64
+        });
+        let err = pll.target(0, P, d) - (d + 9_000_000);
+        assert!(err.abs() < 2_000_000, "{err}");
+    }
+
+    #[test]
+    fn the_slope_is_found_under_10_ms_of_jitter() {
+        // A minute of 0-10 ms with 5 % loss and no drift, eight packet
+        // draws: the soonest packet of each bucket is 0-3 ms late; a
+        // least-squares line through them was 7 ppm off (rms, up to 14),
+        // the line on their upper hull is about half that.
+        let mut sq = 0f64;
+        for seed in 0..8u64 {
+            let mut s = Sim::seeded(seed);
+            s.jitter_ns = 10_000_000;
+            s.loss_pct = 5;
+            s.frames = 3000;
+            let run = s.run();
+            assert_no_skip_or_repeat(&run);
+            let f = run.pll.freq_ppb() as f64;
+            assert!(f.abs() < 10_000.0, "seed {seed}: {f} ppb");
+            sq += f * f;
+        }
+        let rms = (sq / 8.0).sqrt();
+        assert!(rms < 5_000.0, "{rms} ppb");
     }
 
     #[test]
