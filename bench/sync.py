@@ -12,8 +12,10 @@ which delays every datagram by a uniformly random time and drops some (the
 kernel here has no netem); without impairment the leader sends to the
 followers directly. Halfway through, the leader is told `play b`.
 Skew of two nodes = the difference of the hand-out times (capture t_ns) of
-the same array and row. "After lock" is from 2 s after the follower's
-first frame. Scenarios: no impairment; 0-4 ms; 0-10 ms with 5 % loss; and
+the same array and row, from 2 s after each follower's first frame;
+beside it the same from each follower's own lock (50 frames in a row
+within 1 ms of the leader; a pair of followers once both have locked)
+and from 10 s. Scenarios: no impairment; 0-4 ms; 0-10 ms with 5 % loss; and
 0-4 ms with one follower's clock running 200 ppm fast (`--clock-drift-ppm`,
 the records stay on the real clock). Results: bench/out/sync.md and .json.
 
@@ -222,7 +224,7 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
     res = {"scenario": name, "max_ms": max_ms, "drop": drop, "drift_ppm": drift,
            "followers": [], "lead_late_ns": h.quantiles([x for *_, x in lead_recs
                                                           if x is not None])}
-    skews, skews10, cskews, t0s = [], [], [], []
+    skews, skews10, skews_lock, cskews, t0s = [], [], [], [], []
     for k, (_, _, cap) in enumerate(followers):
         f = shown(cap, drift if (drift and k == 2) else 0)
         pairs = align(lead_recs, f)
@@ -242,6 +244,11 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
                 if all(v is not None and abs(v) < 1_000_000 for v in w):
                     return (pairs[i][0] - t0) / 1e9
             return None
+        # after this follower's own lock (the "after lock"); a
+        # pair of followers counts once both have locked
+        lk = lock_at(lambda p: p[0] - p[1])
+        skews_lock.append({} if lk is None else {
+            (a, r, tl): t - tl for t, tl, a, r, _, _ in pairs if t - t0 >= lk * 1e9})
         # the jump: row 0 of b on this follower vs on the leader
         lb = [t for t, a, r, _ in lead_recs if (a, r) == (1, 0) and t > t_jump]
         fb = [t for t, a, r, _ in f if (a, r) == (1, 0) and t > t_jump - P]
@@ -258,7 +265,7 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
             # signed (follower later: positive) p50 / min / max per 5 s
             "clock_series_ms": series(cskews[-1], t0),
             "late_ns": h.quantiles([x for *_, x in f if x is not None]),
-            "lock_s": lock_at(lambda p: p[0] - p[1]),
+            "lock_s": lk,
             "clock_lock_s": lock_at(lambda p: clock_skew(*p[:2], *p[4:])),
             "jump_skew_ms": jump, "out_of_order_steps": bad,
             "jumps": ms.get("jumps"), "lost": ms.get("lost"), "late": ms.get("late"),
@@ -267,6 +274,7 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
         })
     res["any_two_ns"] = h.quantiles(any_two(skews))
     res["any_two_after_10s_ns"] = h.quantiles(any_two(skews10))
+    res["any_two_after_lock_ns"] = h.quantiles(any_two(skews_lock))
     res["clock_any_two_ns"] = h.quantiles(any_two(cskews))
     res["clock_any_two_after_10s_ns"] = h.quantiles(any_two(
         [{k: v for k, v in c.items() if k[2] - t0s[i] > 10_000_000_000}
@@ -301,12 +309,13 @@ def main():
     with open(os.path.join(h.OUT, "sync.json"), "w") as f:
         json.dump(res, f, indent=1)
     lines = ["# MultiSync (bench/run sync)", "",
-             "| impairment | any two nodes p50 / p99 / max (ms) | the same from 10 s | "
+             "| impairment | any two nodes p50 / p99 / max (ms) | the same after each "
+             "follower's lock | the same from 10 s | "
              "clock skew: deadlines p50 / p99 / max (ms) | hand-out lateness p99 / max, "
              "worst node (ms) | lock (s, per follower; clock) | "
              "jump: follower row 0 minus leader's (ms) | "
              "out-of-order rows | rows skipped (stalls) | pll jumps |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     def each(fs, key, fmt):
         return ", ".join("-" if f[key] is None else fmt.format(f[key]) for f in fs)
 
@@ -316,9 +325,11 @@ def main():
 
     for r in runs:
         q, q10, c = r["any_two_ns"], r["any_two_after_10s_ns"], r["clock_any_two_ns"]
+        ql = r["any_two_after_lock_ns"]
         fs = r["followers"]
         lines.append(
             f"| {r['scenario']} | {h.ms(q['p50'])} / {h.ms(q['p99'])} / {h.ms(q['max'])} | "
+            f"{h.ms(ql['p50'])} / {h.ms(ql['p99'])} / {h.ms(ql['max'])} | "
             f"{h.ms(q10['p50'])} / {h.ms(q10['p99'])} / {h.ms(q10['max'])} | "
             f"{h.ms(c['p50'])} / {h.ms(c['p99'])} / {h.ms(c['max'])} | "
             f"{h.ms(worst(r, 'p99'))} / {h.ms(worst(r, 'max'))} | "
