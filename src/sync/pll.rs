@@ -8,9 +8,10 @@
 //! *largest* drift-corrected offset over a window (a minimum filter on the
 //! delay), which makes the estimated timeline late by exactly `d_min`, the
 //! same on every follower of one network. The frequency (how fast the two
-//! clocks drift apart) is a least-squares slope through the best point of
-//! each 2-second bucket over the last minute, and its standard error (from
-//! the scatter of those points) sets the window: a longer window finds a
+//! clocks drift apart) is the slope of the upper hull of the best points
+//! of each 2-second bucket over the last minute (the line over them all:
+//! delays are one-sided), and its standard error (from how far those
+//! points sit below it) sets the window: a longer window finds a
 //! sooner packet, but a frequency error e adds up to e x window, so the
 //! window grows only as far as the slope is known to keep that small.
 //!
@@ -41,8 +42,8 @@ pub const PRIOR_FREQ_ERR: f64 = 100e-6;
 /// at least this, so a quiet network does not shrink the window to one
 /// packet.
 pub const MIN_GAP_NS: f64 = 100_000.0;
-/// The anchors' scatter is taken as at least this: a fit through a few
-/// anchors can look better than it is.
+/// The anchors' mean distance below the slope's line is taken as at
+/// least this: a fit through a few anchors can look better than it is.
 pub const MIN_SCATTER_NS: f64 = 100_000.0;
 /// The hull slope's standard error is this many times the anchors' mean
 /// distance below it over (anchors x span): the slope is set by the
