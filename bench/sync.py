@@ -4,6 +4,8 @@ impaired path.
     bench/run sync            30 s per scenario
     bench/run sync --quick    8 s per scenario (smoke run)
     bench/run sync --scenario 0-4ms+200ppm --seconds 600   one, 10 minutes
+    bench/run sync --scenario 0-10ms+5%loss --runs 10 --seconds 15
+                              lock times over 30 followers' own draws
 
 One `--multisync lead` player and three `--multisync follow` players on
 127.0.0.1, all on the machine's one CLOCK_MONOTONIC, each with a capture on
@@ -18,6 +20,11 @@ within 1 ms of the leader; a pair of followers once both have locked)
 and from 10 s. Scenarios: no impairment; 0-4 ms; 0-10 ms with 5 % loss; and
 0-4 ms with one follower's clock running 200 ppm fast (`--clock-drift-ppm`,
 the records stay on the real clock). Results: bench/out/sync.md and .json.
+
+The relays' random draws are seeded (`--seed B`: followers B*3-2..B*3), so
+a run repeats its delays; `--runs N` runs each scenario N times with seeds
+B..B+N-1 and adds, per scenario, how many of the 3N followers locked
+within 2 s: one run's lock times are three draws, not a rate.
 
 A hand-out time is the deadline the node's clock chose plus how late the
 node woke and handed the frame out, and the second part is this machine's
@@ -170,7 +177,7 @@ def any_two(skews):
     return out
 
 
-def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
+def scenario(rowplay, pack, name, seconds, max_ms, drop, drift, seed=1):
     procs, relays = [], []
     try:
         fports = [free_port() for _ in range(3)]
@@ -192,7 +199,7 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
                 [h.PY, os.path.join(h.HERE, "udp_relay.py"), "--listen",
                  f"127.0.0.1:{rports[k]}", "--to", f"127.0.0.1:{fports[k]}",
                  "--min-ms", "0", "--max-ms", str(max_ms), "--drop", str(drop),
-                 "--seconds", str(seconds + 10), "--seed", str(k + 1)],
+                 "--seconds", str(seconds + 10), "--seed", str(3 * (seed - 1) + k + 1)],
                 stdout=subprocess.PIPE, text=True))
         time.sleep(1.0)
         to = ",".join(f"127.0.0.1:{p}" for p in (fports if direct else rports))
@@ -221,7 +228,7 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift):
             r.terminate()
             r.wait(timeout=30)
     lead_recs = shown(lead[2])
-    res = {"scenario": name, "max_ms": max_ms, "drop": drop, "drift_ppm": drift,
+    res = {"scenario": name, "seed": seed, "max_ms": max_ms, "drop": drop, "drift_ppm": drift,
            "followers": [], "lead_late_ns": h.quantiles([x for *_, x in lead_recs
                                                           if x is not None])}
     skews, skews10, skews_lock, cskews, t0s = [], [], [], [], []
@@ -292,7 +299,11 @@ def main():
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--scenario", action="append",
                     help="run only these (none, 0-4ms, 0-10ms+5%%loss, 0-4ms+200ppm)")
+    ap.add_argument("--seed", type=int, default=1, help="relay seeds: followers 3B-2..3B")
+    ap.add_argument("--runs", type=int, default=1, help="each scenario N times, seeds B..B+N-1")
     a = ap.parse_args()
+    if a.runs < 1 or a.seed < 1:
+        ap.error("--runs and --seed must be at least 1")
     os.makedirs(h.OUT, exist_ok=True)
     rowplay = h.find_rowplay()
     pack = make_pack(rowplay)
@@ -303,8 +314,9 @@ def main():
                                       ("0-4ms+200ppm", 4, 0.0, 200)]:
         if a.scenario and name not in a.scenario:
             continue
-        h.log(f"sync: {name}, {secs:.0f} s")
-        runs.append(scenario(rowplay, pack, name, secs, max_ms, drop, drift))
+        for b in range(a.seed, a.seed + a.runs):
+            h.log(f"sync: {name}, {secs:.0f} s, seed {b}")
+            runs.append(scenario(rowplay, pack, name, secs, max_ms, drop, drift, b))
     res = {"machine": h.machine(), "seconds": secs, "runs": runs}
     with open(os.path.join(h.OUT, "sync.json"), "w") as f:
         json.dump(res, f, indent=1)
@@ -323,12 +335,15 @@ def main():
         xs = [f["late_ns"][q] for f in r["followers"]] + [r["lead_late_ns"][q]]
         return max((x for x in xs if x is not None), default=None)
 
+    def label(r):
+        return r["scenario"] if a.runs == 1 else f"{r['scenario']}, seed {r['seed']}"
+
     for r in runs:
         q, q10, c = r["any_two_ns"], r["any_two_after_10s_ns"], r["clock_any_two_ns"]
         ql = r["any_two_after_lock_ns"]
         fs = r["followers"]
         lines.append(
-            f"| {r['scenario']} | {h.ms(q['p50'])} / {h.ms(q['p99'])} / {h.ms(q['max'])} | "
+            f"| {label(r)} | {h.ms(q['p50'])} / {h.ms(q['p99'])} / {h.ms(q['max'])} | "
             f"{h.ms(ql['p50'])} / {h.ms(ql['p99'])} / {h.ms(ql['max'])} | "
             f"{h.ms(q10['p50'])} / {h.ms(q10['p99'])} / {h.ms(q10['max'])} | "
             f"{h.ms(c['p50'])} / {h.ms(c['p99'])} / {h.ms(c['max'])} | "
@@ -337,6 +352,24 @@ def main():
             f"{each(fs, 'jump_skew_ms', '{:.2f}')} | "
             f"{sum(f['out_of_order_steps'] for f in fs)} | "
             f"{sum(f['skipped_ticks'] or 0 for f in fs)} | {sum(f['jumps'] or 0 for f in fs)} |")
+    if a.runs > 1:
+        lines += ["", f"Lock over {a.runs} runs (seeds {a.seed}..{a.seed + a.runs - 1}), "
+                  "per scenario: followers locked within 2 s of their first frame, "
+                  "and every follower's lock time (s), sorted (-: no lock)", "",
+                  "| impairment | within 2 s: hand-out | within 2 s: clock | hand-out lock times | "
+                  "clock lock times |", "|---|---:|---:|---|---|"]
+        for name in dict.fromkeys(r["scenario"] for r in runs):
+            fs = [f for r in runs if r["scenario"] == name for f in r["followers"]]
+
+            def within(key):
+                return sum(1 for f in fs if f[key] is not None and f[key] <= 2.0)
+
+            def times(key):
+                v = sorted(fs, key=lambda f: (f[key] is None, f[key] or 0))
+                return ", ".join("-" if f[key] is None else f"{f[key]:.2f}" for f in v)
+            lines.append(f"| {name} | {within('lock_s')} of {len(fs)} | "
+                         f"{within('clock_lock_s')} of {len(fs)} | {times('lock_s')} | "
+                         f"{times('clock_lock_s')} |")
     md = "\n".join(lines) + "\n"
     with open(os.path.join(h.OUT, "sync.md"), "w") as f:
         f.write(md)
