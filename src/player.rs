@@ -959,12 +959,12 @@ impl<C: Clock> Player<C> {
     /// receivers' futex instead and hand out each live frame as it
     /// completes; without it, `clock_nanosleep` as always.
     fn wait_for(&mut self, deadline: u64) {
-        // On the records' clock (CLOCK_MONOTONIC, also under a drifting
-        // test clock): two vDSO reads, no system call.
+        // On CLOCK_MONOTONIC whatever the player's clock (a drifting test
+        // clock runs off it): two vDSO reads, no system call.
         let ahead = deadline.saturating_sub(self.clock.now_ns());
         self.stats
             .next_deadline_ns
-            .store(self.clock.record_ns() + ahead, Relaxed);
+            .store(crate::clock::monotonic_ns() + ahead, Relaxed);
         let commands = (self.waiter.is_some() || self.follow.is_some()) && self.lead.is_none();
         loop {
             let woken = match (&mut self.live, &mut self.waiter) {

@@ -161,9 +161,8 @@ pub struct Stats {
     pub brightness_milli: AtomicU32,
     /// One of the `STATE_*` constants.
     pub state: AtomicU32,
-    /// The deadline the frame loop sleeps toward, on the clock records are
-    /// stamped with (CLOCK_MONOTONIC but for step test clocks; 0: none
-    /// yet), so that the control thread can keep its own work off
+    /// The deadline the frame loop sleeps toward, on CLOCK_MONOTONIC (0:
+    /// none yet), so that the control thread can keep its own work off
     /// the moment before it (see `control::server`).
     pub next_deadline_ns: AtomicU64,
 }
