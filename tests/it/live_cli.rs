@@ -97,9 +97,14 @@ fn ddp_takes_over_and_playback_resumes_at_its_row() {
         .collect();
     send_ddp(&tx, port, &frame, 1);
     // Until a sender's first push, every packet completes a frame (WLED's
-    // rule), so the first packet may show alone before the whole frame.
+    // rule), so the first packet may show alone before the whole frame, or
+    // be overwritten by it unseen (counted as dropped). Wait until both
+    // completed frames are accounted for, so none is still on its way.
     let s = wait_status(&sock, "the live frame", |s| {
-        s["live"]["sources"][0]["frames"] == 2 && s["live_frames"].as_u64() >= Some(1)
+        let src = &s["live"]["sources"][0];
+        let (done, dropped) = (src["frames"].as_u64(), src["frames_dropped"].as_u64());
+        let shown = s["live_frames"].as_u64();
+        done == Some(2) && shown.zip(dropped).map(|(a, b)| a + b) == Some(2)
     });
     let live_frames = s["live_frames"].as_u64();
     assert_eq!(s["showing"], "live", "{s}");
