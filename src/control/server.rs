@@ -30,11 +30,12 @@ const WAIT_TICK: Duration = Duration::from_millis(2);
 /// both share the one core, and on a kernel without full preemption a
 /// system call of this thread (a reply, a client's accept, reading
 /// `/proc/self/fd`, unmapping a retired array) that is under way at the
-/// deadline delays the frame loop's wake-up until it returns: the
-/// same-CPU soak found the player's late wake-ups gathered at the ticks
-/// where a command or this thread's idle wake-up fell just before the
-/// deadline. A command that comes in this span is taken just after the
-/// hand-out, and shown one frame later than it could have been.
+/// deadline delays the frame loop's wake-up until it returns (the
+/// same-CPU soak's late wake-ups gathered at the ticks after a command
+/// and after this thread's idle wake-up; README, "Player and cyclictest
+/// on one CPU", says how far this guard goes). A command that comes in
+/// this span is taken just after the hand-out, and shown one frame later
+/// than it could have been.
 const GUARD_NS: u64 = 2_000_000;
 /// See [`GUARD_NS`]: past the deadline by this much, the frame is out.
 const AFTER_DEADLINE_NS: u64 = 300_000;
