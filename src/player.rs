@@ -937,6 +937,11 @@ impl<C: Clock> Player<C> {
         if self.lead.is_some() {
             self.take_commands();
         }
+        // The tick's START (a loop's, or a switch's that replaced it) goes
+        // now that no command can replace it.
+        if let Some(l) = &mut self.lead {
+            l.flush();
+        }
     }
 
     /// Count a deadline miss: handed out more than a quarter period late.

@@ -130,6 +130,8 @@ pub struct LeadPublisher {
     ring: Arc<LeadRing>,
     sender: Option<Thread>,
     playing: bool,
+    /// A START not yet pushed: see [`LeadPublisher::start`].
+    pending: Option<LeadEvent>,
 }
 
 impl LeadPublisher {
@@ -140,6 +142,7 @@ impl LeadPublisher {
             ring,
             sender,
             playing: false,
+            pending: None,
         }
     }
     fn push(&mut self, e: LeadEvent) {
@@ -159,21 +162,35 @@ impl LeadPublisher {
     }
     /// Row 0 of `array` will be (or was) shown at `row0_ns`: on a switch
     /// call this as soon as the switch is accepted; on a loop at the
-    /// deadline of the new row 0.
+    /// deadline of the new row 0. The START is held until [`Self::flush`]
+    /// (or the next frame), and a later START replaces it: a loop and a
+    /// switch accepted in the same tick name the same row 0, and two
+    /// STARTs sent microseconds apart reach a follower in either order on
+    /// a path with jitter, so only the one that is shown may go.
     pub fn start(&mut self, array: u32, row0_ns: u64) {
         self.playing = true;
-        self.push(LeadEvent::Start { array, row0_ns });
+        self.pending = Some(LeadEvent::Start { array, row0_ns });
+    }
+    /// Send the START held by [`Self::start`], if any: the player calls
+    /// this once the tick's commands are taken.
+    pub fn flush(&mut self) {
+        if let Some(e) = self.pending.take() {
+            self.push(e);
+        }
     }
     /// Frame `frame` (frames since the last start) was shown; sends a SYNC
     /// when the cadence says so.
     pub fn frame(&mut self, frame: u32) {
+        self.flush();
         if self.playing && sync_due(frame) {
             self.push(LeadEvent::Sync { frame });
         }
     }
     /// The array ended (`blank`: the player went dark by `stop`, so BLANK
-    /// follows the STOP).
+    /// follows the STOP). A START still held is dropped: its row 0 is
+    /// never shown.
     pub fn stop(&mut self, blank: bool) {
+        self.pending = None;
         if self.playing || blank {
             self.playing = false;
             self.push(LeadEvent::Stop { blank });
@@ -443,6 +460,29 @@ mod tests {
         );
         // the first SYNC popped 30 ms after row 0: seconds = 0.03
         assert!((out[2].2 - 0.03).abs() < 1e-6, "{}", out[2].2);
+    }
+
+    #[test]
+    fn a_held_start_is_replaced_by_a_later_one_and_dropped_by_stop() {
+        let ring = Arc::new(LeadRing::default());
+        let mut p = LeadPublisher::new(ring.clone(), None);
+        p.start(0, 100);
+        p.start(1, 100);
+        assert!(ring.pop().is_none(), "held until flush");
+        p.flush();
+        p.flush();
+        assert_eq!(
+            ring.pop(),
+            Some(LeadEvent::Start {
+                array: 1,
+                row0_ns: 100
+            })
+        );
+        assert!(ring.pop().is_none());
+        p.start(0, 200);
+        p.stop(false);
+        assert_eq!(ring.pop(), Some(LeadEvent::Stop { blank: false }));
+        assert!(ring.pop().is_none(), "the START held at the stop is gone");
     }
 
     #[test]

@@ -216,6 +216,44 @@ fn a_switch_shows_row_0_of_the_target_on_the_next_frame() {
 }
 
 #[test]
+fn a_leaders_switch_in_the_tick_of_a_loop_sends_only_the_start_it_shows() {
+    use rowplay::sync::lead::{LeadEvent, LeadPublisher, LeadRing};
+    let arrays = vec![named("a", 1, 3, 3), named("b", 2, 40, 3)];
+    let mut r = rig(arrays, &[], Order::Loop, Cap::default());
+    let ring = Arc::new(LeadRing::default());
+    r.player.attach_lead(LeadPublisher::new(ring.clone(), None));
+    r.player.start();
+    // a (3 rows) loops after frames 3 and 6; `play b` is taken just after
+    // frame 6's hand-out, the tick a's loop START is made in.
+    run(&mut r, 5);
+    let b = r.lib.find("b").unwrap();
+    assert!(r.cmds.enqueue(Command::Play(b)).is_ok());
+    run(&mut r, 3);
+    let mut starts = vec![];
+    while let Some(e) = ring.pop() {
+        if let LeadEvent::Start { array, row0_ns } = e {
+            starts.push((array, row0_ns));
+        }
+    }
+    let f = r.frames.lock().unwrap();
+    let a = r.lib.find("a").unwrap();
+    assert_eq!(
+        [
+            (f[1].0.array, f[1].0.row),
+            (f[4].0.array, f[4].0.row),
+            (f[7].0.array, f[7].0.row)
+        ],
+        [(a, 0), (a, 0), (b, 0)]
+    );
+    // Each START names a row 0 that was shown, at its hand-out; the loop
+    // START that the switch replaced never goes out.
+    assert_eq!(
+        starts,
+        vec![(a, f[1].0.t_ns), (a, f[4].0.t_ns), (b, f[7].0.t_ns)]
+    );
+}
+
+#[test]
 fn play_restarts_the_current_array_at_row_0() {
     let mut r = rig(vec![named("a", 1, 40, 3)], &[], Order::Loop, Cap::default());
     r.player.start();
