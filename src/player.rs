@@ -832,6 +832,9 @@ impl<C: Clock> Player<C> {
             SyncEvent::Blank | SyncEvent::Unknown => {
                 f.on = false;
                 f.join = None;
+                // As after a STOP: what comes next is a new timeline, not
+                // this one carried over (see `pll::CARRY_NS`).
+                f.pll.clear();
                 self.apply(Command::Stop);
             }
         }

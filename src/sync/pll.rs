@@ -99,6 +99,14 @@ pub const CHECK_MIN_PACKETS: u32 = 3;
 /// See [`CHECK_NS`]: on a path so bad that nearly every packet is this
 /// late, the check decides after this many all the same.
 pub const CHECK_MAX_PACKETS: u32 = 40;
+/// A SYNC of a new file (the listener's new epoch without a START: a
+/// switch whose START was lost) that comes within this of the last packet
+/// of the old one is the same master going on: its timeline is carried
+/// over like a START's (see [`CHECK_NS`]), rather than begun again from
+/// that one packet, which would put the node late by its delay (up to 10
+/// ms at 0-10 ms) for seconds. Several SYNC intervals (FPP sends one every
+/// 10 frames).
+pub const CARRY_NS: i64 = 2_000_000_000;
 
 /// One received SYNC, as the listener publishes it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -455,14 +463,26 @@ impl Pll {
 
     /// Take one observation (the rows use `period_ns` when its seconds
     /// field is 0). Observations of an older epoch are ignored; a newer
-    /// epoch starts a new timeline.
+    /// epoch starts a new timeline (carried over from the old one when
+    /// that was followed until just now, see [`CARRY_NS`]).
     pub fn observe(&mut self, obs: &Observation, period_ns: u64) {
         if obs.epoch < self.epoch {
             return;
         }
+        let mut carry = false;
         if obs.epoch > self.epoch {
             self.epoch = obs.epoch;
-            self.clear();
+            let newest = self.ring[(self.ring_head + RING - 1) % RING].t;
+            carry = self.ring_len > 0 && (obs.recv_ns as i64).saturating_sub(newest) < CARRY_NS;
+            if carry {
+                // Another file's frame numbers: no loss or order to count
+                // against the old one's.
+                self.last_frame = None;
+                self.back = None;
+                self.locked = false;
+            } else {
+                self.clear();
+            }
         }
         self.taken += 1;
         let mut late = false;
@@ -498,6 +518,7 @@ impl Pll {
         };
         match self.offset_at(t) {
             None => self.push(p),
+            Some(_) if carry => self.retime(&[p], period_ns),
             Some(est) => {
                 let r = p.o - est;
                 if r > RESET_NS {
@@ -1281,6 +1302,56 @@ mod tests {
         });
         let err = pll.target(0, P, d) - (d + 9_000_000);
         assert!(err.abs() < 2_000_000, "{err}");
+    }
+
+    /// 20 s of a steady master, then the first SYNC of the file a switch
+    /// started, its START lost: frame 4 of the new file, `gap` after the
+    /// old file's last packet, 9 ms late. Returns how far row 0's
+    /// deadline is from `d`, the old grid's row 0, and the same from the
+    /// old estimate.
+    fn switch_with_start_lost(gap: i64) -> (i64, i64) {
+        let mut rng = Rng(3);
+        let mut pll = Pll::new(0);
+        let t0 = 1_000_000_000i64;
+        let mut last = 0;
+        for k in 1..100i64 {
+            let m = k * 10 * P as i64;
+            last = t0 + m + rng.below(10_000_000) as i64;
+            pll.observe(
+                &Observation {
+                    recv_ns: last as u64,
+                    frame: (k * 10) as u32,
+                    seconds: (m as f64 / 1e9) as f32,
+                    epoch: 0,
+                },
+                P,
+            );
+        }
+        let d = t0 + 100 * 10 * P as i64 + gap;
+        // the old estimate of the old grid's frame 1000 (master 20 s)
+        let carried = pll.target(1000, P, d) - (t0 + 1000 * P as i64);
+        let m = 4 * P as i64;
+        pll.observe(
+            &Observation {
+                recv_ns: (d + m + 9_000_000) as u64,
+                frame: 4,
+                seconds: (m as f64 / 1e9) as f32,
+                epoch: 1,
+            },
+            P,
+        );
+        assert_eq!(pll.epoch(), 1);
+        (pll.target(0, P, d) - d, carried)
+    }
+
+    #[test]
+    fn a_switch_whose_start_was_lost_carries_the_timeline() {
+        let (err, carried) = switch_with_start_lost(0);
+        assert!((err - carried).abs() < 100_000, "{carried} {err}");
+        // Long after the old file's last packet, it is a new timeline,
+        // from the one packet: late by its delay.
+        let (err, _) = switch_with_start_lost(4 * CARRY_NS);
+        assert!((err - 9_000_000).abs() < 100_000, "{err}");
     }
 
     #[test]
