@@ -260,6 +260,11 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift, seed=1):
         lb = [t for t, a, r, _ in lead_recs if (a, r) == (1, 0) and t > t_jump]
         fb = [t for t, a, r, _ in f if (a, r) == (1, 0) and t > t_jump - P]
         jump = (fb[0] - lb[0]) / 1e6 if lb and fb else None
+        if os.environ.get("SYNC_DEBUG") and (jump is None or abs(jump) > 50):
+            t1 = lb[0] if lb else t_jump
+            print(f"DEBUG seed {seed} f{k} jump {jump} ms={fstats[k].get('multisync')}", file=sys.stderr)
+            print("  lead", [(round((t - t1) / 1e6, 1), a, r) for t, a, r, _ in lead_recs if -100e6 < t - t1 < 300e6], file=sys.stderr)
+            print("  fol ", [(round((t - t1) / 1e6, 1), a, r) for t, a, r, _ in f if -100e6 < t - t1 < 300e6], file=sys.stderr)
         # rows in order: every step the next row, or row 0 (loop, switch)
         bad = sum(1 for x, y in zip(f, f[1:])
                   if not ((y[1] == x[1] and y[2] == (x[2] + 1) % ROWS) or y[2] == 0))

@@ -1313,13 +1313,12 @@ mod tests {
         let mut rng = Rng(3);
         let mut pll = Pll::new(0);
         let t0 = 1_000_000_000i64;
-        let mut last = 0;
         for k in 1..100i64 {
             let m = k * 10 * P as i64;
-            last = t0 + m + rng.below(10_000_000) as i64;
+            let t = t0 + m + rng.below(10_000_000) as i64;
             pll.observe(
                 &Observation {
-                    recv_ns: last as u64,
+                    recv_ns: t as u64,
                     frame: (k * 10) as u32,
                     seconds: (m as f64 / 1e9) as f32,
                     epoch: 0,
