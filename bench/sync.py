@@ -256,18 +256,18 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift, seed=1):
         lk = lock_at(lambda p: p[0] - p[1])
         skews_lock.append({} if lk is None else {
             (a, r, tl): t - tl for t, tl, a, r, _, _ in pairs if t - t0 >= lk * 1e9})
-        # the jump: row 0 of b on this follower vs on the leader
-        lb = [t for t, a, r, _ in lead_recs if (a, r) == (1, 0) and t > t_jump]
-        fb = [t for t, a, r, _ in f if (a, r) == (1, 0) and t > t_jump - P]
-        jump = (fb[0] - lb[0]) / 1e6 if lb and fb else None
-        if os.environ.get("SYNC_DEBUG") and (jump is None or abs(jump) > 50):
-            t1 = lb[0] if lb else t_jump
-            print(f"DEBUG seed {seed} f{k} jump {jump} ms={fstats[k].get('multisync')}", file=sys.stderr)
-            print("  lead", [(round((t - t1) / 1e6, 1), a, r) for t, a, r, _ in lead_recs if -100e6 < t - t1 < 300e6], file=sys.stderr)
-            print("  fol ", [(round((t - t1) / 1e6, 1), a, r) for t, a, r, _ in f if -100e6 < t - t1 < 300e6], file=sys.stderr)
-        # rows in order: every step the next row, or row 0 (loop, switch)
+        # the switch: this follower's first frame of b against the same
+        # row on the leader. Row 0 when the START came; a follower whose
+        # START was lost joins at the row the next SYNC names.
+        fb = [(t, r) for t, a, r, _ in f if a == 1 and t > t_jump - P]
+        lb = [t for t, a, r, _ in lead_recs
+              if fb and (a, r) == (1, fb[0][1]) and t > t_jump]
+        jump = (fb[0][0] - lb[0]) / 1e6 if lb and fb else None
+        jump_row = fb[0][1] if fb else None
+        # rows in order: every step the next row, or row 0 (a loop); the
+        # step to another array is the switch, judged above
         bad = sum(1 for x, y in zip(f, f[1:])
-                  if not ((y[1] == x[1] and y[2] == (x[2] + 1) % ROWS) or y[2] == 0))
+                  if y[1] == x[1] and not (y[2] == (x[2] + 1) % ROWS or y[2] == 0))
         ms = fstats[k].get("multisync") or {}
         res["followers"].append({
             "skew_ns": h.quantiles([abs(x) for x in after]),
@@ -279,7 +279,7 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift, seed=1):
             "late_ns": h.quantiles([x for *_, x in f if x is not None]),
             "lock_s": lk,
             "clock_lock_s": lock_at(lambda p: clock_skew(*p[:2], *p[4:])),
-            "jump_skew_ms": jump, "out_of_order_steps": bad,
+            "jump_skew_ms": jump, "jump_row": jump_row, "out_of_order_steps": bad,
             "jumps": ms.get("jumps"), "lost": ms.get("lost"), "late": ms.get("late"),
             "underruns": fstats[k].get("underruns"), "drift": bool(drift and k == 2),
             "skipped_ticks": fstats[k].get("skipped_ticks"), "drift_ppm": ms.get("drift_ppm"),
@@ -330,11 +330,18 @@ def main():
              "follower's lock | the same from 10 s | "
              "clock skew: deadlines p50 / p99 / max (ms) | hand-out lateness p99 / max, "
              "worst node (ms) | lock (s, per follower; clock) | "
-             "jump: follower row 0 minus leader's (ms) | "
+             "the switch: follower's first row of b minus leader's (ms; "
+             "[row N]: START lost, joined at row N) | "
              "out-of-order rows | rows skipped (stalls) | pll jumps |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     def each(fs, key, fmt):
         return ", ".join("-" if f[key] is None else fmt.format(f[key]) for f in fs)
+
+    def switch(fs):
+        return ", ".join("-" if f["jump_skew_ms"] is None else
+                         f"{f['jump_skew_ms']:.2f}" + ("" if f["jump_row"] == 0
+                                                       else f" [row {f['jump_row']}]")
+                         for f in fs)
 
     def worst(r, q):
         xs = [f["late_ns"][q] for f in r["followers"]] + [r["lead_late_ns"][q]]
@@ -354,7 +361,7 @@ def main():
             f"{h.ms(c['p50'])} / {h.ms(c['p99'])} / {h.ms(c['max'])} | "
             f"{h.ms(worst(r, 'p99'))} / {h.ms(worst(r, 'max'))} | "
             f"{each(fs, 'lock_s', '{:.2f}')}; {each(fs, 'clock_lock_s', '{:.2f}')} | "
-            f"{each(fs, 'jump_skew_ms', '{:.2f}')} | "
+            f"{switch(fs)} | "
             f"{sum(f['out_of_order_steps'] for f in fs)} | "
             f"{sum(f['skipped_ticks'] or 0 for f in fs)} | {sum(f['jumps'] or 0 for f in fs)} |")
     if a.runs > 1:
