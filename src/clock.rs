@@ -51,6 +51,31 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
 }
 
+/// Past a deadline by this much, its frame is out (see [`keep_off`]).
+pub const AFTER_DEADLINE_NS: u64 = 300_000;
+
+/// For a helper thread about to make a system call: if the frame loop's
+/// next deadline (`deadline_ns`, CLOCK_MONOTONIC; 0: none) is less than
+/// `guard_ns` away, sleep until [`AFTER_DEADLINE_NS`] past it. On a
+/// one-core Pi Zero the helpers share the frame loop's CPU, and on a
+/// kernel without full preemption a call under way at the deadline delays
+/// the loop's wake-up until it returns.
+pub fn keep_off(deadline_ns: u64, guard_ns: u64) {
+    let pause = keep_off_pause(deadline_ns, monotonic_ns(), guard_ns);
+    if pause > 0 {
+        std::thread::sleep(std::time::Duration::from_nanos(pause));
+    }
+}
+
+/// How long [`keep_off`] sleeps at `now_ns` (0: not at all).
+pub fn keep_off_pause(deadline_ns: u64, now_ns: u64, guard_ns: u64) -> u64 {
+    if deadline_ns > now_ns && deadline_ns - now_ns < guard_ns {
+        deadline_ns - now_ns + AFTER_DEADLINE_NS
+    } else {
+        0
+    }
+}
+
 /// CLOCK_MONOTONIC, the clock capture records are stamped with.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Monotonic;
@@ -301,6 +326,19 @@ mod tests {
     use super::*;
 
     const P: u64 = 20_000_000;
+
+    #[test]
+    fn helpers_keep_off_only_the_guard_before_a_deadline() {
+        let (d, g) = (100 * P, 2_000_000);
+        // inside the guard: until just past the deadline
+        assert_eq!(keep_off_pause(d, d - 1, g), 1 + AFTER_DEADLINE_NS);
+        assert_eq!(keep_off_pause(d, d - g + 1, g), g - 1 + AFTER_DEADLINE_NS);
+        // earlier, at or past the deadline, or no deadline yet: at once
+        assert_eq!(keep_off_pause(d, d - g, g), 0);
+        assert_eq!(keep_off_pause(d, d, g), 0);
+        assert_eq!(keep_off_pause(d, d + 1, g), 0);
+        assert_eq!(keep_off_pause(0, d, g), 0);
+    }
 
     #[test]
     fn on_time_frames_keep_the_grid() {

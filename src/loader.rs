@@ -48,6 +48,12 @@ const READ_ATTEMPTS: u32 = 3;
 const IDLE_PARK: Duration = Duration::from_millis(50);
 /// Wait between attempts at a failing read.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// A read is not started less than this before the frame loop's next
+/// deadline (see [`crate::clock::keep_off`]): the same-CPU soak saw one
+/// read hold the player's CPU inside the kernel for 2.5 ms across a
+/// deadline under memory pressure, where this kernel does not preempt it.
+/// A 20 ms period leaves the loader the other 16 ms.
+const READ_GUARD_NS: u64 = 4_000_000;
 
 const NONE: u32 = u32::MAX;
 
@@ -138,6 +144,8 @@ pub struct Shared {
     /// One bit per array: its body failed (CRC or unreadable).
     bad: Box<[AtomicU32]>,
     stop: AtomicBool,
+    /// The frame loop's next deadline, CLOCK_MONOTONIC (0: none yet).
+    deadline_ns: AtomicU64,
     /// Counters.
     pub stats: LoaderStats,
 }
@@ -183,6 +191,7 @@ impl Shared {
             pinned: AtomicU32::new(NONE),
             bad: (0..words).map(|_| AtomicU32::new(0)).collect(),
             stop: AtomicBool::new(false),
+            deadline_ns: AtomicU64::new(0),
             stats: LoaderStats::default(),
         })
     }
@@ -233,6 +242,12 @@ impl PlayerSide {
         self.shared.next.store(Want::pack(next), SeqCst);
         self.unpin();
         self.loader.unpark();
+    }
+
+    /// The frame loop sleeps toward `deadline_ns` (CLOCK_MONOTONIC): the
+    /// loader starts no read just before it. One relaxed store.
+    pub fn deadline(&self, deadline_ns: u64) {
+        self.shared.deadline_ns.store(deadline_ns, Relaxed);
     }
 
     fn unpin(&mut self) {
@@ -483,6 +498,7 @@ fn step(
     let buf = &mut chunk[..bytes];
     let mut attempt = 0;
     loop {
+        crate::clock::keep_off(sh.deadline_ns.load(Relaxed), READ_GUARD_NS);
         match reader.read_body(w.array, f.next_row as u64 * row_bytes as u64, buf) {
             Ok(()) => break,
             Err(_) => {

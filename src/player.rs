@@ -970,9 +970,9 @@ impl<C: Clock> Player<C> {
         // On CLOCK_MONOTONIC whatever the player's clock (a drifting test
         // clock runs off it): two vDSO reads, no system call.
         let ahead = deadline.saturating_sub(self.clock.now_ns());
-        self.stats
-            .next_deadline_ns
-            .store(crate::clock::monotonic_ns() + ahead, Relaxed);
+        let d = crate::clock::monotonic_ns() + ahead;
+        self.stats.next_deadline_ns.store(d, Relaxed);
+        self.b.side.deadline(d);
         let commands = (self.waiter.is_some() || self.follow.is_some()) && self.lead.is_none();
         loop {
             let woken = match (&mut self.live, &mut self.waiter) {

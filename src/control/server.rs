@@ -26,7 +26,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// follows the frame closely, rarely enough to cost nothing.
 const WAIT_TICK: Duration = Duration::from_millis(2);
 /// Work this thread would start less than this before the frame loop's
-/// next deadline waits until [`AFTER_DEADLINE_NS`] past it. On a Pi Zero
+/// next deadline waits until [`crate::clock::AFTER_DEADLINE_NS`] past it. On a Pi Zero
 /// both share the one core, and on a kernel without full preemption a
 /// system call of this thread (a reply, a client's accept, reading
 /// `/proc/self/fd`, unmapping a retired array) that is under way at the
@@ -37,17 +37,10 @@ const WAIT_TICK: Duration = Duration::from_millis(2);
 /// this span is taken just after the hand-out, and shown one frame later
 /// than it could have been.
 const GUARD_NS: u64 = 2_000_000;
-/// See [`GUARD_NS`]: past the deadline by this much, the frame is out.
-const AFTER_DEADLINE_NS: u64 = 300_000;
-
 /// Wait, if the frame loop's next deadline is less than [`GUARD_NS`] away,
 /// until just after it.
 fn clear_of_deadline(stats: &crate::stats::Stats) {
-    let d = stats.next_deadline_ns.load(Relaxed);
-    let now = crate::clock::monotonic_ns();
-    if d > now && d - now < GUARD_NS {
-        std::thread::sleep(Duration::from_nanos(d - now + AFTER_DEADLINE_NS));
-    }
+    crate::clock::keep_off(stats.next_deadline_ns.load(Relaxed), GUARD_NS);
 }
 
 struct Client {
@@ -244,22 +237,5 @@ fn serve_client(c: &mut Client, path: &CommandPath) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return, // WouldBlock, or an error that the next read reports again
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::monotonic_ns;
-    use crate::stats::Stats;
-
-    #[test]
-    fn work_due_just_before_a_deadline_waits_until_after_it() {
-        let stats = Stats::default();
-        let d = monotonic_ns() + GUARD_NS / 2;
-        stats.next_deadline_ns.store(d, Relaxed);
-        clear_of_deadline(&stats);
-        // a sleep never ends early: this holds on any machine
-        assert!(monotonic_ns() >= d + AFTER_DEADLINE_NS);
     }
 }
