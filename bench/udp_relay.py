@@ -52,6 +52,8 @@ def main(argv=None):
     ap.add_argument("--reorder-ms", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--seconds", type=float, required=True, help="stop after this long")
+    ap.add_argument("--say-ready", action="store_true",
+                    help="print one line 'ready' once listening (for callers that must wait)")
     a = ap.parse_args(argv)
     if not (0 <= a.min_ms <= a.max_ms) or not (0 <= a.drop <= 1) or not (0 <= a.reorder <= 1):
         ap.error("need 0 <= min-ms <= max-ms and fractions in 0..1")
@@ -77,6 +79,8 @@ def main(argv=None):
         tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
 
+    if a.say_ready:
+        print("ready", flush=True)
     end = time.monotonic() + a.seconds
     queue = []  # (due, seq, datagram)
     seq = received = dropped = held = sent = 0

@@ -20,7 +20,9 @@
 //!   the same rows everywhere, a switch on row 0 of the same array; an
 //!   xSchedule-style master by hand: START, late join, STOP.
 //! - `multisync_netns`: a leader multicasting to three followers, each in
-//!   its own network namespace on one bridge (root).
+//!   its own network namespace on one bridge (root); then multicast and
+//!   unicast through an impairing relay per follower (delay, loss,
+//!   reordering).
 //! - `rates`: per-array frame rates on a stepping clock; a pack of the
 //!   release before rates plays as before.
 //! - `hostile`: adversarial files (tests/hostile/), each with its exact error.

@@ -88,12 +88,14 @@ fn shown(cap: &Path) -> Vec<(u32, u32)> {
 /// Every step is the next row of the same array (40 rows, looping) or
 /// row 0 of `b`, once; a node that stalled (a deadline miss on a loaded
 /// machine) rejoins the timeline by skipping the rows it missed, which is
-/// counted. Returns the index of the switch and the rows skipped.
-fn rows_in_order(s: &[(u32, u32)], b: u32, who: &str) -> (usize, u32) {
-    assert_eq!(
-        s.first(),
-        Some(&(0, 0)),
-        "{who} starts at row 0 of a: {s:?}"
+/// counted. With `join_up_to`, the switch may land on a later row of `b`,
+/// up to that one (a follower whose START was lost joins at the row the
+/// next SYNC names). Returns the index of the switch, the rows skipped
+/// and the row of `b` it landed on.
+fn rows_in_order(s: &[(u32, u32)], b: u32, who: &str, join_up_to: u32) -> (usize, u32, u32) {
+    assert!(
+        s.first().is_some_and(|&(a, r)| a == 0 && r <= join_up_to),
+        "{who} starts at row 0 of a (or joins by row {join_up_to}): {s:?}"
     );
     let (mut switch, mut skipped) = (None, 0);
     for (i, w) in s.windows(2).enumerate() {
@@ -107,7 +109,7 @@ fn rows_in_order(s: &[(u32, u32)], b: u32, who: &str) -> (usize, u32) {
             continue;
         }
         assert!(
-            (a1, r1) == (b, 0) && switch.is_none(),
+            a1 == b && a0 != b && r1 <= join_up_to && switch.is_none(),
             "{who}: {:?} after {:?} at {i}: {s:?}",
             w[1],
             w[0]
@@ -116,7 +118,7 @@ fn rows_in_order(s: &[(u32, u32)], b: u32, who: &str) -> (usize, u32) {
     }
     let at = switch.unwrap_or_else(|| panic!("{who} never switched to b: {s:?}"));
     assert!(skipped <= 10, "{who} skipped {skipped} rows: {s:?}");
-    (at, skipped)
+    (at, skipped, s[at].1)
 }
 
 #[test]
@@ -176,28 +178,41 @@ fn a_leader_and_two_followers_show_the_same_rows() {
 /// switch to `b` (index 1) after the same row of `a` (give or take one),
 /// the same rows of `b` after it.
 pub fn same_rows(cl: &Path, followers: &[(&str, &PathBuf)]) {
+    let joined = same_rows_or_joined(cl, followers, 0);
+    assert_eq!(joined, 0);
+}
+
+/// The same, but a follower may take the switch at a later row of `b`, up
+/// to `join_up_to`, having shown `a` until then (its START was lost); its
+/// rows of `b` are then the leader's from that row on. Returns how many
+/// followers joined so.
+pub fn same_rows_or_joined(cl: &Path, followers: &[(&str, &PathBuf)], join_up_to: u32) -> usize {
     let b = 1;
     let l = shown(cl);
-    let (ls, lskip) = rows_in_order(&l, b, "leader");
+    let (ls, lskip, _) = rows_in_order(&l, b, "leader", 0);
+    let mut joined = 0;
     for &(who, cap) in followers {
         let f = shown(cap);
-        let (fs, fskip) = rows_in_order(&f, b, who);
-        // The row of a the switch came after is the same, give or take the
-        // one frame a START within the residual error may move it.
+        let (fs, fskip, r) = rows_in_order(&f, b, who, join_up_to);
+        joined += (r > 0) as usize;
+        // The row of a the switch came after is the same (r rows on for a
+        // join), give or take the one frame a START within the residual
+        // error may move it.
         let (la, fa) = (l[ls - 1].1, f[fs - 1].1);
-        let d = (la + 40 - fa) % 40;
+        let d = (la + r + 40 - fa) % 40;
         assert!(
             d <= 1 || d == 39,
-            "{who} left a after row {fa}, the leader after {la}"
+            "{who} left a after row {fa} for row {r} of b, the leader after {la}"
         );
         // After the switch, the same rows of b (but for skipped ones).
-        let (lb, fb): (Vec<_>, Vec<_>) = (l[ls..].to_vec(), f[fs..].to_vec());
+        let (lb, fb): (Vec<_>, Vec<_>) = (l[ls + r as usize..].to_vec(), f[fs..].to_vec());
         let n = lb.len().min(fb.len());
         assert!(n >= 20, "{who}: {n} rows of b");
         if lskip == 0 && fskip == 0 {
             assert_eq!(&fb[..n - 1], &lb[..n - 1], "{who}");
         }
     }
+    joined
 }
 
 /// A SYNC datagram as FPP's and xSchedule's code lay it out, by hand.
