@@ -26,11 +26,11 @@ const TICK: Duration = Duration::from_millis(100);
 /// follows the frame closely, rarely enough to cost nothing.
 const WAIT_TICK: Duration = Duration::from_millis(2);
 /// Work this thread would start less than this before the frame loop's
-/// next deadline waits until [`crate::clock::AFTER_DEADLINE_NS`] past it. On a Pi Zero
-/// both share the one core, and on a kernel without full preemption a
-/// system call of this thread (a reply, a client's accept, reading
-/// `/proc/self/fd`, unmapping a retired array) that is under way at the
-/// deadline delays the frame loop's wake-up until it returns (the
+/// next deadline waits until just past it ([`crate::clock::keep_off`]).
+/// On a Pi Zero both share the one core, and on a kernel without full
+/// preemption a system call of this thread (a reply, a client's accept,
+/// reading `/proc/self/fd`, unmapping a retired array) that is under way
+/// at the deadline delays the frame loop's wake-up until it returns (the
 /// same-CPU soak's late wake-ups gathered at the ticks after a command
 /// and after this thread's idle wake-up; README, "Player and cyclictest
 /// on one CPU", says how far this guard goes). A command that comes in

@@ -76,7 +76,7 @@ pub fn term(mut child: Child) {
 }
 
 /// (array, row) of the frames shown, without the dark ones.
-fn shown(cap: &Path) -> Vec<(u32, u32)> {
+pub fn shown(cap: &Path) -> Vec<(u32, u32)> {
     parse_records(&std::fs::read(cap).unwrap())
         .unwrap()
         .iter()
@@ -231,7 +231,19 @@ fn fpp_sync(sync_type: u8, frame: u32, secs: f32, name: &[u8]) -> Vec<u8> {
 /// `late`), SYNC every 4 frames to 32 then every 16 with the seconds field
 /// only, for `frames` frames from `first`, then STOP.
 fn fpp_master(to: String, name: &'static [u8], first: u32, frames: u32, late: bool) {
-    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    fpp_master_from("127.0.0.1:0", to, name, first, frames, late)
+}
+
+/// The same, sending from `from`.
+pub fn fpp_master_from(
+    from: &str,
+    to: String,
+    name: &'static [u8],
+    first: u32,
+    frames: u32,
+    late: bool,
+) {
+    let tx = std::net::UdpSocket::bind(from).unwrap();
     let t0 = Instant::now() - Duration::from_millis(20 * first as u64);
     if !late {
         tx.send_to(&fpp_sync(0, 0, 0.0, name), &to).unwrap();
@@ -252,7 +264,7 @@ fn fpp_master(to: String, name: &'static [u8], first: u32, frames: u32, late: bo
 }
 
 /// Non-dark rows from the first one on: each the next row of `array`.
-fn follows_in_order(s: &[(u32, u32)], array: u32, rows: u32, who: &str) {
+pub fn follows_in_order(s: &[(u32, u32)], array: u32, rows: u32, who: &str) {
     assert!(s.len() >= 20, "{who}: {s:?}");
     for w in s.windows(2) {
         assert_eq!(w[0].0, array, "{who}: {s:?}");

@@ -3,13 +3,16 @@
 //! 239.70.80.80 (no `--multisync-to`), the followers joined on their own
 //! interface; then the same over impaired paths, multicast and unicast,
 //! each follower behind `bench/udp_relay.py` in its own namespace (0-10 ms
-//! of random delay, 5 % dropped, 5 % held back 15 ms). Needs root and `ip`
+//! of random delay, 5 % dropped, 5 % held back 15 ms), and an
+//! xSchedule-style master written from the packet layouts over the same
+//! impaired multicast. Needs root and `ip`
 //! (CI runs as root); says it skipped otherwise, and in the emulated ARM
 //! lane. Asserts the same exact things as `multisync_cli`; nothing leaves
 //! the namespaces.
 
 use crate::multisync_cli::{
-    follower_addr, player_in, same_rows, same_rows_or_joined, term, wait_frames,
+    follower_addr, follows_in_order, fpp_master_from, player_in, same_rows, same_rows_or_joined,
+    shown, term, wait_frames,
 };
 use crate::util::*;
 use std::process::Command;
@@ -141,6 +144,27 @@ fn a_leader_multicasts_to_three_followers_in_namespaces() {
     drop(net);
 }
 
+/// Whether the impairing relay can run: `can_run` and a `python3` (the
+/// relay uses its standard library only). Without one it says it skipped,
+/// but not in CI, where the peers venv is set and every peer test must run.
+fn can_run_relay() -> bool {
+    if !can_run() {
+        return false;
+    }
+    let py = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !py {
+        assert!(
+            std::env::var_os("ROWPLAY_PEERS_VENV").is_none(),
+            "python3 is needed for bench/udp_relay.py"
+        );
+        eprintln!("skipped: needs python3 for bench/udp_relay.py");
+    }
+    py
+}
+
 /// The impairing relay in namespace `ns`: from `listen` (a unicast
 /// address, or the multicast group joined on `iface`) to `to`.
 fn relay(ns: &str, listen: &str, iface: &str, to: &str, seed: usize) -> Guard {
@@ -174,7 +198,7 @@ fn relay(ns: &str, listen: &str, iface: &str, to: &str, seed: usize) -> Guard {
 
 #[test]
 fn impaired_paths_multicast_and_unicast_keep_the_rows_in_step() {
-    if !can_run() {
+    if !can_run_relay() {
         return;
     }
     let net = Net::new(4);
@@ -259,5 +283,81 @@ fn impaired_paths_multicast_and_unicast_keep_the_rows_in_step() {
         let joined = same_rows_or_joined(&cl, &list, 12);
         eprintln!("round {round}: {joined} of 3 followers joined late (START lost)");
     }
+    drop(net);
+}
+
+/// Run `f` on a thread of its own inside namespace `ns` (a network
+/// namespace is per thread: only that thread moves).
+fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: a namespace file descriptor, open for the call.
+        assert_eq!(
+            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
+            0,
+            "setns {path}"
+        );
+        f()
+    })
+}
+
+#[test]
+fn an_fpp_style_master_over_impaired_multicast() {
+    if !can_run_relay() {
+        return;
+    }
+    let net = Net::new(4);
+    let dir = tempfile::tempdir().unwrap();
+    let p = pack(
+        dir.path(),
+        vec![named("a", 1, 40, 6), named("shows/Song", 2, 300, 6)],
+        8,
+    );
+    const RELAY_PORT: u16 = 32331;
+    let (mut relays, mut followers) = (Vec::new(), Vec::new());
+    for k in 2..=4usize {
+        let (ns, me) = (&net.nodes[k - 1], format!("10.77.0.{k}"));
+        let group = format!("239.70.80.80:{RELAY_PORT}");
+        relays.push(relay(ns, &group, &me, &format!("{me}:32320"), 30 + k));
+        let (g, sock, cap) = player_in(
+            Some(ns),
+            dir.path(),
+            &p,
+            &format!("x{k}"),
+            &["--multisync", "follow", "--multisync-listen", &me],
+        );
+        followers.push((g, sock, cap));
+    }
+    // 200 frames (4 s) of "Song.fseq" from START, multicast from node 1.
+    let to = format!("239.70.80.80:{RELAY_PORT}");
+    in_netns(&net.nodes[0], move || {
+        fpp_master_from("10.77.0.1:0", to, b"Song.fseq", 0, 200, false)
+    })
+    .join()
+    .unwrap();
+    let late: u64 = followers
+        .iter()
+        .map(|(_, s, _)| status(s)["multisync"]["late"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(late > 0, "no packet came late");
+    let song = 1; // "shows/Song" sorts after "a"
+    for (k, (mut g, _, cap)) in followers.into_iter().enumerate() {
+        term(g.take());
+        let who = format!("follower {}", k + 2);
+        let s: Vec<_> = shown(&cap);
+        // Row 0 from START, or (START dropped) the row of the first SYNC
+        // that came, frame 4 to 32 at this cadence; then every row once.
+        assert!(
+            s.first().is_some_and(|&(a, r)| a == song && r <= 36),
+            "{who}: {s:?}"
+        );
+        follows_in_order(&s, song, 300, &who);
+    }
+    drop(relays);
     drop(net);
 }
