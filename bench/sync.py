@@ -6,6 +6,8 @@ impaired path.
     bench/run sync --scenario 0-4ms+200ppm --seconds 600   one, 10 minutes
     bench/run sync --scenario 0-10ms+5%loss --runs 10 --seconds 15
                               lock times over 30 followers' own draws
+    bench/run sync ... --keep every node's capture and wake log kept in
+                              bench/out/sync-caps/seedB/, to look at one frame
 
 One `--multisync lead` player and three `--multisync follow` players on
 127.0.0.1, all on the machine's one CLOCK_MONOTONIC, each with a capture on
@@ -39,6 +41,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -177,7 +180,7 @@ def any_two(skews):
     return out
 
 
-def scenario(rowplay, pack, name, seconds, max_ms, drop, drift, seed=1):
+def scenario(rowplay, pack, name, seconds, max_ms, drop, drift, seed=1, keep=False):
     procs, relays = [], []
     try:
         fports = [free_port() for _ in range(3)]
@@ -292,8 +295,13 @@ def scenario(rowplay, pack, name, seconds, max_ms, drop, drift, seed=1):
         [{k: v for k, v in c.items() if k[2] - t0s[i] > 10_000_000_000}
          for i, c in enumerate(cskews)]))
     for _, _, cap in followers + [lead]:
-        os.remove(cap)
-        os.remove(cap[:-4] + ".wakes.csv")
+        for f in (cap, cap[:-4] + ".wakes.csv"):
+            if keep:
+                d = os.path.join(h.OUT, "sync-caps", f"seed{seed}")
+                os.makedirs(d, exist_ok=True)
+                shutil.move(f, os.path.join(d, os.path.basename(f)))
+            else:
+                os.remove(f)
     return res
 
 
@@ -306,6 +314,8 @@ def main():
                     help="run only these (none, 0-4ms, 0-10ms+5%%loss, 0-4ms+200ppm)")
     ap.add_argument("--seed", type=int, default=1, help="relay seeds: followers 3B-2..3B")
     ap.add_argument("--runs", type=int, default=1, help="each scenario N times, seeds B..B+N-1")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep every node's capture and wake log in bench/out/sync-caps/")
     a = ap.parse_args()
     if a.runs < 1 or a.seed < 1:
         ap.error("--runs and --seed must be at least 1")
@@ -321,7 +331,7 @@ def main():
             continue
         for b in range(a.seed, a.seed + a.runs):
             h.log(f"sync: {name}, {secs:.0f} s, seed {b}")
-            runs.append(scenario(rowplay, pack, name, secs, max_ms, drop, drift, b))
+            runs.append(scenario(rowplay, pack, name, secs, max_ms, drop, drift, b, a.keep))
     res = {"machine": h.machine(), "seconds": secs, "runs": runs}
     with open(os.path.join(h.OUT, "sync.json"), "w") as f:
         json.dump(res, f, indent=1)
