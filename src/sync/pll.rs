@@ -1228,10 +1228,9 @@ mod tests {
         assert!(worst < LOCK_NS, "{worst}");
     }
 
-    /// 20 s of a steady master (0-10 ms of delay, FPP's cadence), then a
-    /// START moves the timeline by a whole pass; returns the clock and the
-    /// local time of the START.
-    fn steady_then_start(rng: &mut Rng) -> (Pll, i64) {
+    /// 20 s of a steady master from local `t0` (returned): a SYNC every
+    /// 10 frames, 0-10 ms of delay, epoch 0.
+    fn steady(rng: &mut Rng) -> (Pll, i64) {
         let mut pll = Pll::new(0);
         let t0 = 1_000_000_000i64;
         for k in 1..100i64 {
@@ -1247,6 +1246,14 @@ mod tests {
                 P,
             );
         }
+        (pll, t0)
+    }
+
+    /// 20 s of a steady master (0-10 ms of delay, FPP's cadence), then a
+    /// START moves the timeline by a whole pass; returns the clock and the
+    /// local time of the START.
+    fn steady_then_start(rng: &mut Rng) -> (Pll, i64) {
+        let (mut pll, t0) = steady(rng);
         // row 0 of the next pass at master 20 s, on the old grid
         let d = t0 + 100 * 10 * P as i64;
         pll.start(1, (d - P as i64 + 5_000_000) as u64, Some(d as u64));
@@ -1310,22 +1317,7 @@ mod tests {
     /// deadline is from `d`, the old grid's row 0, and the same from the
     /// old estimate.
     fn switch_with_start_lost(gap: i64) -> (i64, i64) {
-        let mut rng = Rng(3);
-        let mut pll = Pll::new(0);
-        let t0 = 1_000_000_000i64;
-        for k in 1..100i64 {
-            let m = k * 10 * P as i64;
-            let t = t0 + m + rng.below(10_000_000) as i64;
-            pll.observe(
-                &Observation {
-                    recv_ns: t as u64,
-                    frame: (k * 10) as u32,
-                    seconds: (m as f64 / 1e9) as f32,
-                    epoch: 0,
-                },
-                P,
-            );
-        }
+        let (mut pll, t0) = steady(&mut Rng(3));
         let d = t0 + 100 * 10 * P as i64 + gap;
         // the old estimate of the old grid's frame 1000 (master 20 s)
         let carried = pll.target(1000, P, d) - (t0 + 1000 * P as i64);
