@@ -180,5 +180,5 @@ fn the_http_api_drives_the_player_through_the_command_path() {
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = rowplay::control::ctl(Some(&sock), "step 1");
-    assert!(child.wait().unwrap().success());
+    assert!(wait_bounded(&mut child).success());
 }

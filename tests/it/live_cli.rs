@@ -249,12 +249,12 @@ fn sacn_priority_takeover_and_fallback() {
         winner_name(s).as_deref() == Some("high")
     });
     assert_eq!(s["showing"], "live");
-    assert!(high.wait().unwrap().success());
+    assert!(wait_bounded(&mut high).success());
     // Stream_Terminated from the high sender: the low one wins again.
     wait_status(&sock, "the low sender again", |s| {
         winner_name(s).as_deref() == Some("low")
     });
-    assert!(low.wait().unwrap().success());
+    assert!(wait_bounded(&mut low).success());
     wait_status(&sock, "live to end", |s| s["live"]["winner"].is_null());
     step(&sock, 2);
     stop(child.take(), &sock);

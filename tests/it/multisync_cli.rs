@@ -72,7 +72,7 @@ pub fn wait_frames(sock: &Path, n: u64) {
 pub fn term(mut child: Child) {
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(wait_bounded(&mut child).success());
 }
 
 /// (array, row) of the frames shown, without the dark ones.

@@ -101,7 +101,7 @@ impl Playing {
         // The player finishes the current frame; in step mode, grant one so
         // a sleeping loop wakes up to see the signal.
         let _ = rowplay::control::ctl(Some(&self.sock), "step 1");
-        let status = self.child.wait().unwrap();
+        let status = wait_bounded(&mut self.child);
         let mut err = String::new();
         self.child
             .stderr
@@ -637,7 +637,7 @@ fn the_player_tells_systemd_ready_and_pings_the_watchdog() {
             break;
         }
     }
-    assert!(child.wait().unwrap().success());
+    assert!(wait_bounded(&mut child).success());
     assert_eq!(got.first().map(String::as_str), Some("READY=1"), "{got:?}");
     assert!(got.iter().any(|m| m == "WATCHDOG=1"), "{got:?}");
     assert_eq!(got.last().map(String::as_str), Some("STOPPING=1"));

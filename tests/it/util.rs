@@ -4,7 +4,7 @@ use rowplay::import::{Array, NamedArray};
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The real binary under test.
@@ -183,11 +183,55 @@ pub fn step(sock: &Path, n: u64) {
     }
 }
 
-pub fn stop(mut child: Child, sock: &Path) -> std::process::ExitStatus {
+pub fn stop(mut child: Child, sock: &Path) -> ExitStatus {
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = rowplay::control::ctl(Some(sock), "step 1");
-    child.wait().unwrap()
+    wait_bounded(&mut child)
+}
+
+/// Wait for a child told to end, for [`DEADLINE`] at most: one that does
+/// not end fails the test, saying what each of its threads was doing,
+/// instead of hanging the whole run.
+pub fn wait_bounded(child: &mut Child) -> ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t.elapsed() > DEADLINE {
+            let threads = threads_of(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "pid {} did not end within {DEADLINE:?}: {threads}",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Each thread of `pid`: name, state, the system call it is in (number
+/// and arguments) and where the kernel has it waiting.
+fn threads_of(pid: u32) -> String {
+    let read = |p: String| std::fs::read_to_string(p).unwrap_or_default();
+    let mut out = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    for t in tasks.into_iter().flatten().flatten() {
+        let d = t.path().display().to_string();
+        let stat = read(format!("{d}/stat"));
+        let state = stat.rsplit(") ").next().unwrap_or("").split(' ').next();
+        out.push(format!(
+            "[{} {}: {} syscall {} wchan {}]",
+            t.file_name().to_string_lossy(),
+            read(format!("{d}/comm")).trim(),
+            state.unwrap_or("?"),
+            read(format!("{d}/syscall")).trim(),
+            read(format!("{d}/wchan")).trim()
+        ));
+    }
+    out.join(" ")
 }
 
 /// `rowplay play PACK --clock step` with a socket and a capture file in
