@@ -400,7 +400,8 @@ def play_with_jumps(rowplay, pack, npy_dir, names, index_of, *, name, jumps, int
 
     interval: (lo, hi) seconds between jumps, drawn uniformly. prefix: put
     before the command (`taskset -c 1`); extra: more options for play;
-    on_ready: called with the player's {tid: thread name} once it serves."""
+    on_ready: called with the player's {tid: thread name} and its control
+    connection once it serves."""
     sock = os.path.join(OUT, f"{name}.sock")
     cap = os.path.join(OUT, f"{name}.capture")
     stats = os.path.join(OUT, f"{name}.stats.json")
@@ -423,7 +424,7 @@ def play_with_jumps(rowplay, pack, npy_dir, names, index_of, *, name, jumps, int
         ready_ns = time.monotonic_ns() - t0
         threads = samecpu.thread_ids(child.p.pid)
         if on_ready:
-            on_ready(threads)
+            on_ready(threads, ctl)
         time.sleep(0.1)
         for n in targets:
             t_send = time.monotonic_ns()
@@ -536,11 +537,16 @@ def realtime_same_cpu(rowplay, pack, npy_dir, names, index_of, *, seconds, limit
     time.sleep(1.0)  # let the load build up
     trace = ktrace.TimerTrace(seconds, kb_per_s=samecpu.TRACE_KB_PER_S)
     trace.start()  # before cyclictest: its first wake-up is its first sample
-    ct = Child(samecpu.cyclictest_cmd(seconds), "cyclictest-samecpu")
-    time.sleep(0.2)
-    ct_tids = set(samecpu.thread_ids(ct.p.pid))
+    ct, ct_tids, beside = None, set(), None
 
-    def focus(threads):
+    def focus(threads, ctl):
+        # cyclictest after the player, its grid beside the player's
+        # (samecpu.AHEAD_NS), up to a second later: 1.5 s less of it.
+        nonlocal ct, ct_tids, beside
+        beside = samecpu.next_deadline(ctl)
+        ct = Child(samecpu.cyclictest_cmd(seconds - 1.5, beside_ns=beside), "cyclictest-samecpu")
+        time.sleep(0.2)
+        ct_tids = set(samecpu.thread_ids(ct.p.pid))
         trace.focus({t for t, n in threads.items() if n == ktrace.PLAYER}, ct_tids)
     jumps = max(1, int(seconds / interval) - 1)
     pl = play_with_jumps(rowplay, pack, npy_dir, names, index_of, name="realtime-samecpu",
@@ -548,12 +554,16 @@ def realtime_same_cpu(rowplay, pack, npy_dir, names, index_of, *, seconds, limit
                          seconds_after=max(0.3, seconds - jumps * interval), seed=seed,
                          prefix=samecpu.pinned([]), extra=["--wake-log", wake_log],
                          on_ready=focus)
-    c = ct.wait(seconds + 60)  # done before the trace stops: all its wake-ups kept
+    c = (ct.wait(seconds + 60) if ct  # done before the trace stops: all its wake-ups kept
+         else {"rc": None, "stdout": "", "signal": None,
+               "stderr": "not started: the player never served its socket"})
     pids = ct_tids | {t for t, n in pl.get("threads", {}).items() if n == ktrace.PLAYER}
     tr = trace.stop(save_to=os.path.join(logs, "ktrace-samecpu.txt"), pids=pids or None)
     s = st.wait(seconds + 60)
     res = {"load": "same CPU, stress-ng cpu+io+vm", "seconds": seconds, "player": pl,
-           "pids": sorted(pids)}
+           "pids": sorted(pids),
+           "player_phase_ns": None if beside is None else samecpu.phase_of(beside),
+           "cyclictest_phase_ns": None if beside is None else samecpu.cyclictest_phase(beside)}
     if c["rc"] != 0 or not samecpu.cyclictest_ns(c["stdout"]):
         res["cyclictest_error"] = failure(c) or "no samples"
     if s["rc"] not in (0, None) and s.get("signal") is None:
@@ -562,7 +572,8 @@ def realtime_same_cpu(rowplay, pack, npy_dir, names, index_of, *, seconds, limit
         return res
     res["compare"], att = samecpu.analyse(
         wake_log, os.path.join(logs, "ktrace-samecpu.txt") if tr else None, c["stdout"],
-        pl["stats"]["deadline_misses"], pids or None, tr[2] if tr else 1)
+        pl["stats"]["deadline_misses"], pids or None, tr[2] if tr else 1,
+        res["cyclictest_phase_ns"])
     res["miss_attribution"] = att
     res["miss_attribution_text"] = ktrace.summary(att, trace.steal_ms) or trace.why
     return res

@@ -28,11 +28,53 @@ def pinned(cmd, cpu=CPU):
     return ["taskset", "-c", str(cpu)] + list(cmd)
 
 
-def cyclictest_cmd(seconds, cpu=CPU):
-    """cyclictest on `cpu`, every sample printed in ns."""
-    return pinned(["cyclictest", "-m", "-q", "-N", "-v", "-p", str(PRIORITY), "-i",
-                   str(PERIOD_NS // 1000), "-d", "0", "-t", "1",
-                   "-l", str(max(1, int(seconds * 1e9 / PERIOD_NS)))], cpu)
+# Where cyclictest's grid goes: this much before the player's deadlines.
+# Identical cyclictest threads on one CPU a few milliseconds apart in the
+# same period wake late at very different rates (`bench/run phases`: p99
+# 100 to 166 us, and 1.5 to 5.9 % of wake-ups over 77 us, over 20 phases
+# 1 ms apart), because what else runs on the machine comes at its own
+# times in each period. Beside the player's deadline, cyclictest lands in
+# the same moments; ahead of it, in the 4 ms the player's helper threads
+# keep clear, not in the work that follows each of the player's frames.
+AHEAD_NS = 250_000
+
+
+def cyclictest_cmd(seconds, cpu=CPU, beside_ns=None):
+    """cyclictest on `cpu`, every sample printed in ns. beside_ns: a
+    deadline of the player's (CLOCK_MONOTONIC): cyclictest's grid is then
+    put AHEAD_NS before the player's (`--secaligned`: whole seconds plus
+    an offset, and a second is a whole number of periods)."""
+    cmd = ["cyclictest", "-m", "-q", "-N", "-v", "-p", str(PRIORITY), "-i",
+           str(PERIOD_NS // 1000), "-d", "0", "-t", "1",
+           "-l", str(max(1, int(seconds * 1e9 / PERIOD_NS)))]
+    if beside_ns:
+        cmd.append(f"--secaligned={cyclictest_phase(beside_ns) // 1000}")
+    return pinned(cmd, cpu)
+
+
+def cyclictest_phase(beside_ns):
+    """Where cyclictest's grid goes in the period (ns, whole us: what
+    `--secaligned` takes) for a player deadline `beside_ns`."""
+    return (beside_ns - AHEAD_NS) % PERIOD_NS // 1000 * 1000
+
+
+def next_deadline(ctl, tries=100):
+    """The player's next deadline from `status` over its control
+    connection `ctl` (0 until the frame loop first waits, just after it
+    starts)."""
+    import json
+    import time
+    for _ in range(tries):
+        d = json.loads(ctl.cmd("status")).get("next_deadline_ns") or 0
+        if d:
+            return d
+        time.sleep(0.05)
+    raise RuntimeError("the player reports no next_deadline_ns")
+
+
+def phase_of(deadline_ns):
+    """A deadline's place in the period (ns)."""
+    return deadline_ns % PERIOD_NS
 
 
 def cyclictest_ns(text):
@@ -87,7 +129,7 @@ def quantiles(xs):
     return {"p50": q(0.5), "p99": q(0.99), "max": s[-1]}
 
 
-def place_cyclictest(lat, wakes, lost, period=PERIOD_NS):
+def place_cyclictest(lat, wakes, lost, period=PERIOD_NS, phase_ns=None):
     """Deadline (CLOCK_MONOTONIC ns) of each cyclictest sample, from the
     traced wake-ups of its timed thread, or None when they cannot be placed.
 
@@ -99,12 +141,17 @@ def place_cyclictest(lat, wakes, lost, period=PERIOD_NS):
     before cyclictest; of the first three traced wake-ups, the one that puts
     most wake-ups on the grid). Accepted when 90 % of all traced wake-ups
     come less than 2 ms after a grid point and there is one per sample (up
-    to three more). A trace that lost its oldest events cannot be placed."""
+    to three more). A trace that lost its oldest events cannot be placed.
+
+    phase_ns: where cyclictest's grid lies in the period when it was set
+    (`--secaligned`); t0 is then the grid point nearest the estimate,
+    which otherwise comes early by the first sample's time from its timer
+    wake-up to its clock read (tens of us)."""
     if not lat or not wakes:
         return None
     wakes = sorted(wakes)
     if lost or len(wakes) < len(lat):
-        return place_tail(lat, wakes, period)
+        return place_tail(lat, wakes, period, phase_ns)
     if len(wakes) > len(lat) + 3:
         return None
 
@@ -112,6 +159,8 @@ def place_cyclictest(lat, wakes, lost, period=PERIOD_NS):
         return sum(1 for w in wakes if (w - t0) % period < 2_000_000)
 
     t = max((wakes[j] - lat[0] for j in range(min(3, len(wakes)))), key=on_grid)
+    if phase_ns is not None:
+        t = snap(t, phase_ns, period)
     if on_grid(t) < 0.9 * len(wakes):
         return None
     out = []
@@ -142,7 +191,12 @@ def confirm_late(lat, deadlines, switches, over=1_000_000):
     return confirmed, late
 
 
-def place_tail(lat, wakes, period=PERIOD_NS):
+def snap(t, phase_ns, period=PERIOD_NS):
+    """The time nearest `t` that lies `phase_ns` into a period."""
+    return t - ((t - phase_ns + period // 2) % period - period // 2)
+
+
+def place_tail(lat, wakes, period=PERIOD_NS, phase_ns=None):
     """Placement when the ring lost its oldest events: the trace stops after
     cyclictest exits, so the last wake-ups are its last samples, one each.
     The grid's phase is the median kept wake-up's (a timer wake-up comes a
@@ -156,6 +210,8 @@ def place_tail(lat, wakes, period=PERIOD_NS):
     kept = wakes[-m:]
     off = sorted((w - kept[0] + period // 2) % period - period // 2 for w in kept)
     grid = kept[0] + off[len(off) // 2] - 5_000
+    if phase_ns is not None:
+        grid = snap(grid, phase_ns, period)
     if sum(1 for w in kept if (w - grid) % period < 2_000_000) < 0.9 * m:
         return None
     out = [None] * (len(lat) - m)
@@ -222,6 +278,10 @@ def compare(ticks, deadline_misses, cyc_lat, cyc_deadlines, att, trace_info, per
         "misses": [],
     }
     res["rate_ok"] = deadline_misses <= res["bound"]
+    # How far before the player's deadlines cyclictest's lay in each period
+    # (the median over its placed samples): what the comparison is between.
+    ahead = sorted((ticks[0][0] - t) % period for t in cyc_deadlines or () if t is not None)
+    res["cyclictest_ahead_ns"] = ahead[len(ahead) // 2] if ahead and ticks else None
     # The tail past cyclictest's p99, both sides, by cause (needs the trace).
     # Only over the span the trace kept on every CPU (a full ring drops its
     # oldest events).
@@ -314,6 +374,9 @@ def report(res, seconds, title):
               "wake-ups did not match the samples).", ""]
     elif res.get("cyclictest_placed_how"):
         L += [f"cyclictest's samples placed in time: {res['cyclictest_placed_how']}.", ""]
+    if res.get("cyclictest_ahead_ns") is not None:
+        L += [f"cyclictest's deadlines lay {us(res['cyclictest_ahead_ns'])} us before the "
+              "player's in each period (20,000 us: the whole period).", ""]
     if res["misses"]:
         L += ["| t (s) | woke late (ms) | sent late (ms) | trace class | switched in from "
               "| on the CPU meanwhile | cyclictest nearest (ms, offset) | cyclictest max +-1 "
@@ -328,11 +391,12 @@ def report(res, seconds, title):
     return L
 
 
-def analyse(wake_log, trace_file, cyc_text, deadline_misses, pids, lost):
+def analyse(wake_log, trace_file, cyc_text, deadline_misses, pids, lost, cyc_phase_ns=None):
     """The comparison from the files a run leaves: the player's wake log,
     the raw kernel trace saved by ktrace (None without one) and
     cyclictest's output. `pids`: thread ids of the player and cyclictest
-    (None: every thread of those names). Returns (comparison, attribution)."""
+    (None: every thread of those names); cyc_phase_ns: where cyclictest's
+    grid was set in the period, if it was. Returns (comparison, attribution)."""
     import ktrace
     ticks = read_wake_log(wake_log)
     cyc = cyclictest_ns(cyc_text)
@@ -344,7 +408,7 @@ def analyse(wake_log, trace_file, cyc_text, deadline_misses, pids, lost):
               if x - d > PERIOD_NS // 4]
     tr = (ev["ticks"], ev["wakes"], lost, ev["comms"]) if ev else None
     att = ktrace.attribute(tr, misses, PERIOD_NS)  # every miss, not the last 64
-    placed = place_cyclictest(cyc, ev["cyclic_wakes"], lost) if ev else None
+    placed = place_cyclictest(cyc, ev["cyclic_wakes"], lost, phase_ns=cyc_phase_ns) if ev else None
     how = None
     if placed:
         ok, late = confirm_late(cyc, placed, ev["cyclic_switches"])
@@ -377,7 +441,8 @@ def main():
     pids = set(js.get("pids") or []) or None
     lost = (js.get("miss_attribution") or {}).get("events_lost", 0)
     w, t, c = (os.path.join(out, f) for f in files)
-    res, _ = analyse(w, t, open(c).read(), misses, pids, lost)
+    res, _ = analyse(w, t, open(c).read(), misses, pids, lost,
+                     js.get("cyclictest_phase_ns"))
     print("\n".join(report(res, seconds, f"Same CPU ({kind}, analysed again)")))
 
 

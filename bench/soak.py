@@ -102,11 +102,19 @@ def main():
     # its ring of 16,384 samples wraps, and it prints later samples in
     # the place of the first ones.
     cyc_file = tempfile.TemporaryFile("w+")
-    cyc = subprocess.Popen(samecpu.cyclictest_cmd(seconds) if a.same_cpu
-                           else h.cyclictest_cmd(seconds), stdout=cyc_file,
-                           stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.2)
-    cyc_tids = set(samecpu.thread_ids(cyc.pid))
+
+    def start_cyclictest(beside_ns=None):
+        # Same CPU: started after the player and put beside its frame grid
+        # (samecpu.AHEAD_NS says why), up to a second later (the next
+        # whole second), so it runs 1.5 s less to end with the player.
+        cmd = (samecpu.cyclictest_cmd(seconds - 1.5, beside_ns=beside_ns) if a.same_cpu
+               else h.cyclictest_cmd(seconds))
+        p = subprocess.Popen(cmd, stdout=cyc_file, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.2)
+        return p, set(samecpu.thread_ids(p.pid))
+
+    if not a.same_cpu:
+        cyc, cyc_tids = start_cyclictest()
 
     sock = os.path.join(h.OUT, "soak.sock")
     stats_path = os.path.join(h.OUT, "soak.stats.json")
@@ -125,6 +133,10 @@ def main():
     player = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ctl = h.Ctl(sock, timeout=30)
     ctl.cmd("status")  # the socket is bound before the player thread starts; served after
+    beside = None
+    if a.same_cpu:
+        beside = samecpu.next_deadline(ctl)
+        cyc, cyc_tids = start_cyclictest(beside)
     player_tids = {t for t, n in samecpu.thread_ids(player.pid).items() if n == ktrace.PLAYER}
     trace.focus(player_tids, cyc_tids)
     rng = random.Random(a.seed)
@@ -185,6 +197,10 @@ def main():
         "cyclictest": floor, "miss_attribution": att, "miss_attribution_text": why,
         "stderr_tail": err.decode(errors="replace").strip().splitlines()[-3:],
         "samples": samples, "load_before": load0, "load_after": load1,
+        # Where each grid lay in the period (ns): the player's as it began,
+        # cyclictest's as set (samecpu.AHEAD_NS before it).
+        "player_phase_ns": None if beside is None else samecpu.phase_of(beside),
+        "cyclictest_phase_ns": None if beside is None else samecpu.cyclictest_phase(beside),
         "front_ends": " ".join(FRONT_ENDS) if a.front_ends else None,
     }
     if a.same_cpu:
@@ -194,7 +210,8 @@ def main():
         res["pids"] = sorted(pids)
         res["same_cpu"], att = samecpu.analyse(
             wake_path, os.path.join(h.OUT, "soak.ktrace.txt") if tr else None, cyc_out,
-            stats["deadline_misses"], pids or None, tr[2] if tr else 1)
+            stats["deadline_misses"], pids or None, tr[2] if tr else 1,
+            res["cyclictest_phase_ns"])
         res["miss_attribution"] = att
         res["miss_attribution_text"] = why = ktrace.summary(att, trace.steal_ms) or trace.why
     mib = lambda b: f"{b / 2**20:.1f}"  # noqa: E731

@@ -8,6 +8,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import phases  # noqa: E402
 import samecpu  # noqa: E402
 
 MS = 1_000_000
@@ -37,6 +38,14 @@ class Parse(unittest.TestCase):
         self.assertEqual(samecpu.pinned(["rowplay"]), ["taskset", "-c", "1", "rowplay"])
 
 
+    def test_cyclictest_goes_a_quarter_millisecond_before_the_players_grid(self):
+        cmd = samecpu.cyclictest_cmd(20, beside_ns=T0 + 7 * MS + 123_456)
+        self.assertEqual(cmd[-1], "--secaligned=6873")
+        # a player's deadline early in the period: cyclictest's at its end
+        self.assertEqual(samecpu.cyclictest_cmd(20, beside_ns=T0 + 100_000)[-1],
+                         "--secaligned=19850")
+
+
 class Place(unittest.TestCase):
     def test_a_sample_a_period_late_has_no_wake_up_and_the_grid_still_holds(self):
         lat = [20_000] * 30
@@ -46,6 +55,17 @@ class Place(unittest.TestCase):
         wakes[4] = T0 + 4 * P + 22 * MS - 5_000
         d = samecpu.place_cyclictest(lat, wakes[:30], lost=0)
         self.assertEqual(d, [T0 - 5_000 + k * P for k in grid[:30]])
+
+    def test_a_grid_set_in_the_period_places_on_it_not_early(self):
+        # the first wake-up less the first latency (which counts its time
+        # from wake-up to clock read) comes 5 us early; the set phase does not
+        lat = [20_000] * 10
+        wakes = [T0 + k * P + 15_000 for k in range(10)]
+        self.assertEqual(samecpu.place_cyclictest(lat, wakes, lost=0)[0], T0 - 5_000)
+        d = samecpu.place_cyclictest(lat, wakes, lost=0, phase_ns=T0 % P)
+        self.assertEqual(d, [T0 + k * P for k in range(10)])
+        self.assertEqual(samecpu.snap(T0 + P - 1_000, T0 % P), T0 + P)
+        self.assertEqual(samecpu.cyclictest_phase(T0 + 123_456), (T0 + 123_000 - 250_000) % P)
 
     def test_an_early_extra_wake_up_is_passed_over(self):
         lat = [10_000] * 30
@@ -121,9 +141,33 @@ class Compare(unittest.TestCase):
         self.assertEqual(m["cyclictest_max_within_period_ms"], 2.0)
         self.assertEqual(m["on_cpu_between"], ["stress-ng-vm"])
         self.assertEqual(m["switched_in_from"], "stress-ng-vm (R)")
+        self.assertEqual(r["cyclictest_ahead_ns"], 17 * MS)  # 3 ms after: 17 before
         self.assertEqual(r["player"]["p50"], 30_000)
         self.assertEqual(r["player"]["max"], 11 * MS)
         self.assertTrue(any("cpu-silent" in line for line in samecpu.report(r, 0.4, "t")))
+
+
+class Phases(unittest.TestCase):
+    def test_samples_by_thread_skip_the_header_and_summary(self):
+        text = ("# /dev/cpu_dma_latency set to 0us\nThread 0 Interval: 20000\n"
+                "       0:       0:   18241\n       1:       0:   20000\n"
+                "       0:       1:   19000\n"
+                "T: 0 (30322) P:50 I:20000 C:      2 Min:  17064 Act:   17064 Avg:   17717\n")
+        self.assertEqual(phases.per_thread(text), {0: [18241, 19000], 1: [20000]})
+
+    def test_a_moment_of_the_period_that_is_late_more_often_shows(self):
+        lat = {t: [20_000] * 99 + [50_000] for t in range(4)}
+        lat[2] = [20_000] * 90 + [100_000 + i * 1000 for i in range(10)]
+        s = phases.spread(lat, 1 * MS)
+        self.assertEqual(s["pooled_p99_ns"], 105_000)  # the 396th of 400
+        by = {r["thread"]: r for r in s["threads"]}
+        self.assertEqual(by[2]["phase_ms"], 2.0)
+        self.assertEqual(by[2]["over_pooled_p99"], 0.04)
+        self.assertEqual(by[0]["over_pooled_p99"], 0.0)
+        self.assertEqual((s["p99_min_ns"], s["p99_max_ns"]), (20_000, 108_000))
+        self.assertEqual((s["share_min"], s["share_max"]), (0.0, 0.04))
+        self.assertTrue(any("| 2.0 |" in line for line in phases.report(
+            {"seconds": 2, "threads": 4, "step_us": 1000, "spread": s})))
 
 
 if __name__ == "__main__":

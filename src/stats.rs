@@ -331,6 +331,13 @@ impl Stats {
         ] {
             m.insert(k.into(), c.load(Relaxed).into());
         }
+        // Where the frame grid lies on CLOCK_MONOTONIC: a benchmark places
+        // cyclictest's grid beside it (bench/samecpu.py), and anything
+        // else that wants to act between frames can.
+        m.insert(
+            "next_deadline_ns".into(),
+            self.next_deadline_ns.load(Relaxed).into(),
+        );
         m.insert(
             "wake_latency_ns".into(),
             serde_json::to_value(self.wake_latency.summary()).unwrap_or_default(),

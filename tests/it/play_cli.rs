@@ -387,6 +387,7 @@ fn frames_option_stops_and_writes_stats() {
     let p = pack(dir.path(), vec![named("a", 1, 30, 4)], 8);
     let stats = dir.path().join("s.json");
     let sock = dir.path().join("s.sock");
+    let before = rowplay::clock::monotonic_ns();
     let o = rowplay(&[
         "play",
         p.to_str().unwrap(),
@@ -405,6 +406,13 @@ fn frames_option_stops_and_writes_stats() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(v["frames"], 20);
+    // The last deadline the loop slept to, on CLOCK_MONOTONIC: after the
+    // run began, and passed by the time it ended.
+    let deadline = v["next_deadline_ns"].as_u64().unwrap();
+    assert!(
+        before < deadline && deadline <= rowplay::clock::monotonic_ns(),
+        "{v}"
+    );
     for key in [
         "deadline_misses",
         "underruns",
