@@ -10,7 +10,14 @@ This is why the player-against-cyclictest comparison on one CPU puts
 cyclictest's grid beside the player's (samecpu.AHEAD_NS) rather than
 wherever it happens to start.
 
-Results: bench/out/phases.md and .json.
+With `--touch-pages N` it runs bench/touch.c instead (built with cc):
+eight threads 0.5 ms apart, the odd ones reading one byte of each of N
+resident, locked pages of their own after each wake-up, the even ones
+nothing, each timing that from its first clock read to the next; how often
+that takes over 50 and 100 us says whether reading memory that is already
+there is what holds a thread up once it runs.
+
+Results: bench/out/phases.md and .json (phases-touch.md / .json).
 """
 import argparse
 import json
@@ -75,11 +82,59 @@ def report(res):
     return L + [""]
 
 
+def parse_touch(text):
+    """The per-thread lines of bench/touch.c."""
+    rows = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 14 and f[0] == "thread":
+            rows.append({f[i]: int(f[i + 1]) for i in range(0, 14, 2)})
+    return rows
+
+
+def touch_report(res):
+    L = ["# Memory read after a wake-up", "",
+         f"{res['seconds']:.0f} s, bench/touch.c on CPU {samecpu.CPU}: 8 threads, SCHED_FIFO "
+         f"{samecpu.PRIORITY}, 20 ms, 0.5 ms apart; odd threads read one byte of each of "
+         f"{res['pages']} resident, locked pages after each wake-up; "
+         f"`{' '.join(samecpu.stress_cmd(res['seconds'])[:-3])}`.", "",
+         "| thread | phase (us) | pages read | from first clock read to the next: over 50 us | "
+         "over 100 us | wake-ups over 100 us late | samples |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        L.append(f"| {r['thread']} | {r['phase_us']} | {r['pages']} | {r['over50']} | "
+                 f"{r['over100']} | {r['wake_over100']} | {r['samples']} |")
+    return L + [""]
+
+
+def run_touch(a, h, stress):
+    exe = os.path.join(h.OUT, "touch")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "touch.c")
+    subprocess.run(["cc", "-O2", "-o", exe, src, "-lpthread"], check=True)
+    loops = max(100, int(a.seconds * 1e9 / samecpu.PERIOD_NS))
+    r = subprocess.run(samecpu.pinned([exe, str(loops), str(a.touch_pages)]),
+                       capture_output=True, text=True)
+    if stress:
+        stress.wait(timeout=60)
+    rows = parse_touch(r.stdout)
+    if r.returncode != 0 or not rows:
+        sys.exit(f"phases: touch failed (exit {r.returncode}): {r.stderr.strip()[-300:]}")
+    res = {"machine": h.machine(), "seconds": a.seconds, "pages": a.touch_pages, "rows": rows}
+    with open(os.path.join(h.OUT, "phases-touch.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    md = touch_report(res)
+    with open(os.path.join(h.OUT, "phases-touch.md"), "w") as f:
+        f.write("\n".join(md))
+    print("\n".join(md))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--threads", type=int, default=20)
     ap.add_argument("--no-stress", action="store_true")
+    ap.add_argument("--touch-pages", type=int, default=0,
+                    help="run bench/touch.c instead: odd threads read this many pages "
+                         "after each wake-up")
     a = ap.parse_args()
     import harness as h  # numpy: the bench's venv, not needed by the tests
     if a.threads < 1 or a.threads * 1000 > samecpu.PERIOD_NS // 1000:
@@ -91,6 +146,8 @@ def main():
         stress = subprocess.Popen(samecpu.stress_cmd(a.seconds + 3), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         time.sleep(1.0)
+    if a.touch_pages:
+        return run_touch(a, h, stress)
     loops = max(1, int(a.seconds * 1e9 / samecpu.PERIOD_NS))
     cmd = samecpu.pinned(["cyclictest", "-m", "-q", "-N", "-v", "-p", str(samecpu.PRIORITY),
                           "-i", str(samecpu.PERIOD_NS // 1000), "-d", "0",

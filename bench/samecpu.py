@@ -233,8 +233,10 @@ def tail_causes(late, wakes, switches, threshold, slack=50_000):
     woke) in `late`, `timer late` when the traced timer wake-up came more
     than `slack` after the deadline (the interrupt itself was late), else
     `ran late behind TASK` (woken on time, the CPU was still held by TASK,
-    from the switch into the thread), `ran late` without a switch record,
-    or `no trace`. Returns {cause: count}."""
+    from the switch into the thread), `late after switch-in` (woken and
+    switched in on time, its own clock read came more than `slack` after:
+    held once on the CPU, with no switch the trace saw), `ran late` without
+    a switch record, or `no trace`. Returns {cause: count}."""
     wakes = sorted(wakes)
     st = [x[0] for x in switches]
     out = {}
@@ -248,8 +250,12 @@ def tail_causes(late, wakes, switches, threshold, slack=50_000):
             cause = "timer late"
         else:
             j = bisect.bisect_right(st, w + slack) - 1
-            cause = (f"ran late behind {switches[j][2]}" if j >= 0 and st[j] >= wakes[i]
-                     else "ran late")
+            if j < 0 or st[j] < wakes[i]:
+                cause = "ran late"
+            elif st[j] - wakes[i] <= slack and w - st[j] > slack:
+                cause = "late after switch-in"
+            else:
+                cause = f"ran late behind {switches[j][2]}"
         out[cause] = out.get(cause, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
@@ -365,7 +371,8 @@ def report(res, seconds, title):
             return "; ".join(f"{k} {v}" for k, v in c.items()) or "none"
         L += [f"Wake-ups later than cyclictest's p99 ({us(t['threshold_ns'])} us) from "
               f"{t['from_s']} s on (what the trace kept), by cause from the trace (`timer late`: the timer interrupt itself came late; "
-              "`ran late behind X`: woken on time, X still held the CPU):", "",
+              "`ran late behind X`: woken on time, X still held the CPU; `late after switch-in`: "
+              "woken and switched in on time, its own clock read late):", "",
               f"- player: {causes(t['player'])}",
               f"- cyclictest: {causes(t['cyclictest']) if t['cyclictest'] is not None else '-'}",
               ""]

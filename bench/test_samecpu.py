@@ -117,6 +117,15 @@ class Compare(unittest.TestCase):
         c = samecpu.tail_causes(late, wakes, switches, threshold=50_000)
         self.assertEqual(c, {"timer late": 1, "ran late behind rowplay-loader": 1})
 
+    def test_a_thread_switched_in_on_time_that_reads_its_clock_late_is_told_apart(self):
+        # woken at +5 us, switched in at +25 us from stress-ng-vm, its own
+        # clock read at +195 us: held once it ran, not behind stress-ng-vm
+        late = [(T0, T0 + 195_000), (T0 + P, T0 + P + 195_000)]
+        wakes = [T0 + 5_000, T0 + P + 5_000]
+        switches = [(T0 + 25_000, 1, "stress-ng-vm", "R"), (T0 + P + 180_000, 1, "stress-ng-vm", "R")]
+        c = samecpu.tail_causes(late, wakes, switches, threshold=50_000)
+        self.assertEqual(c, {"late after switch-in": 1, "ran late behind stress-ng-vm": 1})
+
     def test_every_player_miss_gets_a_row_with_cyclictest_beside_it(self):
         ticks = [(T0 + k * P, T0 + k * P + 30_000, T0 + k * P + 40_000) for k in range(20)]
         ticks[7] = (T0 + 7 * P, T0 + 7 * P + 11 * MS, T0 + 7 * P + 11 * MS + 10_000)
@@ -168,6 +177,18 @@ class Phases(unittest.TestCase):
         self.assertEqual((s["share_min"], s["share_max"]), (0.0, 0.04))
         self.assertTrue(any("| 2.0 |" in line for line in phases.report(
             {"seconds": 2, "threads": 4, "step_us": 1000, "spread": s})))
+
+
+    def test_touch_lines_are_read_and_reported(self):
+        text = ("thread 0 phase_us 0 pages 0 samples 5950 over50 2 over100 1 wake_over100 9\n"
+                "touch: mlockall refused\n"
+                "thread 1 phase_us 500 pages 256 samples 5950 over50 64 over100 63 "
+                "wake_over100 60\n")
+        rows = phases.parse_touch(text)
+        self.assertEqual([r["pages"] for r in rows], [0, 256])
+        self.assertEqual(rows[1]["over100"], 63)
+        md = phases.touch_report({"seconds": 120, "pages": 256, "rows": rows})
+        self.assertIn("| 1 | 500 | 256 | 64 | 63 | 60 | 5950 |", md)
 
 
 if __name__ == "__main__":
