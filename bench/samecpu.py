@@ -30,9 +30,9 @@ def pinned(cmd, cpu=CPU):
 
 # Where cyclictest's grid goes: this much before the player's deadlines.
 # Identical cyclictest threads on one CPU a few milliseconds apart in the
-# same period wake late at very different rates (`bench/run phases`: p99
-# 100 to 166 us, and 1.5 to 5.9 % of wake-ups over 77 us, over 20 phases
-# 1 ms apart), because what else runs on the machine comes at its own
+# same period wake late at very different rates (`bench/run phases`, 20
+# threads 1 ms apart: p99 86 to 163 us, and 0.6 to 3.6 % of wake-ups over
+# the pooled p99), because what else runs on the machine comes at its own
 # times in each period. Beside the player's deadline, cyclictest lands in
 # the same moments; ahead of it, in the 4 ms the player's helper threads
 # keep clear, not in the work that follows each of the player's frames.
