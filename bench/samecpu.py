@@ -275,7 +275,12 @@ def compare(ticks, deadline_misses, cyc_lat, cyc_deadlines, att, trace_info, per
     res = {
         "player": {**pq, "ticks": len(ticks), "deadline_misses": deadline_misses,
                    "misses_in_log": len(misses),
-                   "wake_over_5ms": sum(1 for x in pw if x > LATE_NS)},
+                   "wake_over_5ms": sum(1 for x in pw if x > LATE_NS),
+                   # What a strip sees (deadline to hand-out), and what the
+                   # loop took after its wait returned (its work, and any
+                   # hold of the thread after the wake-up).
+                   "sent": quantiles([s - d for d, _, s in ticks]),
+                   "after_wake": quantiles([s - w for _, w, s in ticks])},
         "cyclictest": {**cq, "samples": len(cyc_lat), "over_5ms": c_late},
         "bound": poisson_bound(c_late),
         "p99_ratio": (pq["p99"] / cq["p99"]) if pq["p99"] and cq["p99"] else None,
@@ -360,6 +365,11 @@ def report(res, seconds, title):
          f"| player | {p['ticks']} | {p['deadline_misses']} deadline misses "
          f"({p['wake_over_5ms']} wake-ups >5 ms) | {us(p['p50'])} / {us(p['p99'])} / "
          f"{us(p['max'])} |", "",
+         f"Player hand-out (deadline to the first output) p50 / p99 / max "
+         f"{us(p['sent']['p50'])} / {us(p['sent']['p99'])} / {us(p['sent']['max'])} us; "
+         f"from its wake-up (the wait's return) to the hand-out "
+         f"{us(p['after_wake']['p50'])} / {us(p['after_wake']['p99'])} / "
+         f"{us(p['after_wake']['max'])} us.", "",
          f"- Miss rate: player {p['deadline_misses']} <= cyclictest {c['over_5ms']} + "
          f"3 sqrt({c['over_5ms']}) + 3 = {res['bound']:.1f}: "
          f"{'yes' if res['rate_ok'] else '**NO**'}",

@@ -153,7 +153,13 @@ class Compare(unittest.TestCase):
         self.assertEqual(r["cyclictest_ahead_ns"], 17 * MS)  # 3 ms after: 17 before
         self.assertEqual(r["player"]["p50"], 30_000)
         self.assertEqual(r["player"]["max"], 11 * MS)
-        self.assertTrue(any("cpu-silent" in line for line in samecpu.report(r, 0.4, "t")))
+        # The hand-out, from the deadline and from the wake-up.
+        self.assertEqual(r["player"]["sent"]["p50"], 40_000)
+        self.assertEqual(r["player"]["sent"]["max"], 11 * MS + 10_000)
+        self.assertEqual(r["player"]["after_wake"]["max"], 10_000)
+        md = samecpu.report(r, 0.4, "t")
+        self.assertTrue(any("cpu-silent" in line for line in md))
+        self.assertTrue(any("first output) p50 / p99 / max 40.0 / " in line for line in md))
 
 
 class Phases(unittest.TestCase):

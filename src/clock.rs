@@ -22,6 +22,12 @@ pub trait Clock: Send {
     fn record_ns(&self) -> u64 {
         self.now_ns()
     }
+    /// When the last sleep or wait returned, read at its return as
+    /// cyclictest reads its clock (None: not kept; the loop's next
+    /// `now_ns` stands for it).
+    fn returned_ns(&self) -> Option<u64> {
+        None
+    }
     /// Sleep until `deadline_ns` or until `w` is woken (a live frame is
     /// complete); true when woken. A wake that came before the call is not
     /// lost. Test clocks take a pending wake at once, else sleep to the
@@ -48,6 +54,9 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
     fn record_ns(&self) -> u64 {
         (**self).record_ns()
+    }
+    fn returned_ns(&self) -> Option<u64> {
+        (**self).returned_ns()
     }
 }
 

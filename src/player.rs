@@ -651,7 +651,10 @@ impl<C: Clock> Player<C> {
     pub fn frame(&mut self) {
         let deadline = self.ticker.deadline();
         self.wait_for(deadline);
-        let woke = self.clock.now_ns();
+        let now = self.clock.now_ns();
+        // The wake-up is when the wait returned, read there as cyclictest
+        // reads its clock; what the loop meets after it is in the hand-out.
+        let woke = self.clock.returned_ns().unwrap_or(now);
         self.stats
             .wake_latency
             .record(woke.saturating_sub(deadline));

@@ -377,13 +377,21 @@ impl Stats {
 
 /// A clock around the player's clock that times the frame loop's work
 /// into [`Stats::loop_ns`]: from the first reading of the time after a
-/// sleep or wait (the loop reads it at once on waking) to the next one. It
-/// reads the clock only before sleeping, so the wake-up itself is not
-/// delayed. A wait that a command or live frame ends early starts a new
-/// sample at the loop's next reading.
+/// sleep or wait (the loop reads it at once on waking) to the next one. A
+/// wait that a command or live frame ends early starts a new sample at the
+/// loop's next reading.
+///
+/// It also reads the clock the moment a sleep or wait returns, where
+/// cyclictest reads its own: that is the wake-up the loop reports
+/// ([`Clock::returned_ns`](crate::clock::Clock::returned_ns)). Anything
+/// between the return and the loop's hand-out (the loop's own work, or
+/// a machine that holds the thread while it reads its memory) is in the
+/// hand-out time, not in the wake-up latency.
 pub struct LoopTimer<C: crate::clock::Clock> {
     inner: C,
     stats: Arc<Stats>,
+    /// When the last sleep or wait returned.
+    returned: std::cell::Cell<Option<u64>>,
     /// When the loop woke, once it has read the time since its last sleep.
     woke: std::cell::Cell<Option<u64>>,
     /// Whether the loop has slept yet and not read the time since.
@@ -396,6 +404,7 @@ impl<C: crate::clock::Clock> LoopTimer<C> {
         LoopTimer {
             inner,
             stats,
+            returned: std::cell::Cell::new(None),
             woke: std::cell::Cell::new(None),
             slept: std::cell::Cell::new(false),
         }
@@ -414,18 +423,24 @@ impl<C: crate::clock::Clock> crate::clock::Clock for LoopTimer<C> {
     fn sleep_until(&mut self, deadline_ns: u64) {
         self.work_done();
         self.inner.sleep_until(deadline_ns);
+        self.returned.set(Some(self.inner.now_ns()));
         self.slept.set(true);
     }
 
     fn wait_until(&mut self, deadline_ns: u64, w: &mut crate::handoff::WakeWaiter) -> bool {
         self.work_done();
         let woken = self.inner.wait_until(deadline_ns, w);
+        self.returned.set(Some(self.inner.now_ns()));
         self.slept.set(true);
         woken
     }
 
     fn record_ns(&self) -> u64 {
         self.inner.record_ns()
+    }
+
+    fn returned_ns(&self) -> Option<u64> {
+        self.returned.get()
     }
 }
 
@@ -477,6 +492,27 @@ mod tests {
         c.now_ns();
         assert!(!c.wait_until(woke + 1_000, &mut w));
         assert_eq!(stats.loop_ns.count(), 5);
+    }
+
+    #[test]
+    fn the_loop_timer_keeps_the_moment_a_sleep_returned() {
+        use crate::clock::{Clock, MockClock};
+        let mock = MockClock::new(0);
+        let mut c = LoopTimer::new(mock.clone(), Arc::new(Stats::default()));
+        assert_eq!(c.returned_ns(), None);
+        mock.make_next_wake_late(7);
+        c.sleep_until(100);
+        // Held between the return and the loop's first reading: the
+        // wake-up stays where the sleep returned.
+        mock.advance(50);
+        assert_eq!(c.now_ns(), 157);
+        assert_eq!(c.returned_ns(), Some(107));
+        let (k, mut w) = crate::handoff::wake_pair();
+        k.wake();
+        assert!(c.wait_until(1_000, &mut w));
+        assert_eq!(c.returned_ns(), Some(157));
+        assert!(!c.wait_until(1_000, &mut w));
+        assert_eq!(c.returned_ns(), Some(1_000));
     }
 
     #[test]

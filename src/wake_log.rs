@@ -21,7 +21,7 @@ pub const WAKE_LOG_CAPACITY: usize = 1 << 16;
 pub struct WakeRecord {
     /// The tick's deadline.
     pub deadline_ns: u64,
-    /// When the frame loop woke for it.
+    /// When the frame loop woke for it (its wait returned).
     pub woke_ns: u64,
     /// When the frame was handed out.
     pub sent_ns: u64,
