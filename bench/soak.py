@@ -46,6 +46,15 @@ def sample(pid):
     return rss, fds
 
 
+
+def loader_reads(q, underruns):
+    """The report's line on the loader's body reads (status `loader_read_ns`)."""
+    if not q or not q.get("max"):
+        return []
+    return [f"Loader body reads (one `pread` of up to 64 KiB each): p50 / p99 / max "
+            f"{q['p50'] / 1e6:.2f} / {q['p99'] / 1e6:.2f} / {q['max'] / 1e6:.2f} ms; "
+            f"{underruns} underruns.", ""]
+
 def main():
     ap = argparse.ArgumentParser(prog="bench/run soak", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -156,7 +165,8 @@ def main():
             st = json.loads(ctl.cmd("status"))
             samples.append({"t": round(now - start, 1), "rss": rss, "fds": fds,
                             "misses": st["deadline_misses"], "underruns": st["underruns"],
-                            "max_wake_ns": st["wake_latency_ns"]["max"]})
+                            "max_wake_ns": st["wake_latency_ns"]["max"],
+                            "max_read_ns": (st.get("loader_read_ns") or {}).get("max")})
             next_sample += 1.0
         time.sleep(max(0.0, min(next_jump, next_sample) - time.monotonic()))
     status = json.loads(ctl.cmd("status"))
@@ -194,6 +204,7 @@ def main():
         "rss_first": rss[0], "rss_last": rss[-1], "rss_min": min(rss), "rss_max": max(rss),
         "fds_min": min(fds), "fds_max": max(fds), "peak_rss_bytes": stats["peak_rss_bytes"],
         "read_errors": status.get("read_errors"), "exit_code": player.returncode,
+        "loader_read_ns": status.get("loader_read_ns"),
         "cyclictest": floor, "miss_attribution": att, "miss_attribution_text": why,
         "stderr_tail": err.decode(errors="replace").strip().splitlines()[-3:],
         "samples": samples, "load_before": load0, "load_after": load1,
@@ -229,6 +240,7 @@ def main():
         f"{res['wake_latency_ns']['max'] / 1000:.0f} | {mib(res['rss_first'])} / {mib(res['rss_last'])} / "
         f"{mib(res['rss_min'])} / {mib(res['rss_max'])} | {res['fds_min']} / {res['fds_max']} |",
         "",
+        *loader_reads(res.get("loader_read_ns"), res["underruns"]),
         f"cyclictest in the same run (priority 50, 20 ms): p50 / p99 / max "
         f"{floor['p50'] / 1000:.0f} / {floor['p99'] / 1000:.0f} / {floor['max'] / 1000:.0f} us over "
         f"{floor['samples']} wake-ups, {floor['late_over_5ms']} of them more than 5 ms late "

@@ -131,6 +131,10 @@ pub struct LoaderStats {
     pub crc_errors: AtomicU64,
     /// Bodies loaded completely.
     pub bodies_loaded: AtomicU64,
+    /// Time of each body read that succeeded (one `pread` of up to
+    /// `READ_CHUNK`), in ns: a card or disk slower than the head rows
+    /// allow for shows here before it shows as underruns.
+    pub read_ns: crate::stats::Histogram,
 }
 
 /// What the player and the loader share.
@@ -499,8 +503,13 @@ fn step(
     let mut attempt = 0;
     loop {
         crate::clock::keep_off(sh.deadline_ns.load(Relaxed), READ_GUARD_NS);
+        let t0 = crate::clock::monotonic_ns();
         match reader.read_body(w.array, f.next_row as u64 * row_bytes as u64, buf) {
-            Ok(()) => break,
+            Ok(()) => {
+                let took = crate::clock::monotonic_ns().saturating_sub(t0);
+                sh.stats.read_ns.record(took);
+                break;
+            }
             Err(_) => {
                 sh.stats.read_errors.fetch_add(1, Relaxed);
                 attempt += 1;

@@ -18,6 +18,15 @@ pub struct Histogram {
     total: AtomicU64,
 }
 
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histogram")
+            .field("count", &self.count())
+            .field("max", &self.max())
+            .finish()
+    }
+}
+
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {

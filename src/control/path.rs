@@ -353,6 +353,7 @@ impl CommandPath {
             "switch_seq": switch_seq,
             "read_errors": loader.stats.read_errors.load(Relaxed),
             "crc_errors": loader.stats.crc_errors.load(Relaxed),
+            "loader_read_ns": loader.stats.read_ns.summary(),
             "last_error": last_error,
             "brightness": s.brightness_milli.load(Relaxed) as f64 / 1000.0,
             "fps": match s.period_ns.load(Relaxed) {

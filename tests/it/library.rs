@@ -111,6 +111,9 @@ fn an_array_longer_than_a_slot_streams_through_it_as_a_ring() {
         }
     }
     assert_eq!(loader.shared().stats.crc_errors.load(Relaxed), 0);
+    // Every read is timed: two passes of 2,992 rows of 600 bytes in reads
+    // of at most 64 KiB are 56 reads at least.
+    assert!(loader.shared().stats.read_ns.count() >= 56);
 }
 
 /// A reader that fails, stalls or corrupts on demand.

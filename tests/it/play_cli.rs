@@ -537,6 +537,8 @@ fn a_pack_truncated_in_place_while_playing_is_survived_and_recovered_by_reload()
     }
     let st = p.status();
     assert!(st["read_errors"].as_u64().unwrap() >= 1, "{st}");
+    // The reads before the truncation were timed.
+    assert!(st["loader_read_ns"]["max"].as_u64().unwrap() > 0, "{st}");
     assert_eq!(st["state"], "playing");
     // A reload of the broken pack is refused with a reason; playback goes on.
     let r = p.ctl("reload");
