@@ -46,7 +46,6 @@ def sample(pid):
     return rss, fds
 
 
-
 def loader_reads(q, underruns):
     """The report's line on the loader's body reads (status `loader_read_ns`)."""
     if not q or not q.get("max"):
@@ -54,6 +53,7 @@ def loader_reads(q, underruns):
     return [f"Loader body reads (one `pread` of up to 64 KiB each): p50 / p99 / max "
             f"{q['p50'] / 1e6:.2f} / {q['p99'] / 1e6:.2f} / {q['max'] / 1e6:.2f} ms; "
             f"{underruns} underruns.", ""]
+
 
 def main():
     ap = argparse.ArgumentParser(prog="bench/run soak", description=__doc__,
