@@ -651,6 +651,8 @@ impl<C: Clock> Player<C> {
     pub fn frame(&mut self) {
         let deadline = self.ticker.deadline();
         self.wait_for(deadline);
+        // Read even when the return was kept: this first reading after the
+        // wait is where the loop's work time (`loop_ns`) starts.
         let now = self.clock.now_ns();
         // The wake-up is when the wait returned, read there as cyclictest
         // reads its clock; what the loop meets after it is in the hand-out.
